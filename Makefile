@@ -1,0 +1,75 @@
+# gamewallet developer commands.
+#
+#   make run     start the server on the embedded SQLite default, with demo data
+#   make test    run the test suite (PYTEST_ARGS="-k foo -x" to narrow it)
+#   make check   lint + typecheck + imports + test: what CI runs
+#
+# Every target bootstraps .venv first from the hash-pinned requirements/dev.lock (re-installed
+# when the lock or pyproject.toml changes). `make lock` regenerates the locks with uv.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV ?= .venv
+UV ?= uv
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+UV_ARGS ?=
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
+LOCK_FLAGS := --generate-hashes --universal --python-version 3.11 --quiet
+
+.PHONY: help venv run test lint fmt typecheck imports check lock lock-upgrade clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(STAMP): requirements/dev.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(None if sys.version_info >= (3, 11) else "gamewallet needs Python >= 3.11; got " + sys.version.split()[0] + " (set PYTHON=...)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --require-hashes --no-deps -r requirements/dev.lock
+	$(PIP) install --no-deps -e .
+	@touch $@
+
+venv: $(STAMP) ## create/update .venv from requirements/dev.lock
+
+run: $(STAMP) ## run the server on 127.0.0.1:8000 (SQLite default, demo data)
+	$(BIN)/gamewallet demo
+	exec $(BIN)/gamewallet serve --host $(HOST) --port $(PORT)
+
+test: $(STAMP) ## run the tests (PYTEST_ARGS=... to pass options)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(STAMP) ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP) ## mypy --strict over src and tests
+	$(BIN)/mypy
+
+imports: $(STAMP) ## layer rules (import-linter)
+	$(BIN)/lint-imports
+
+check: lint typecheck imports test ## everything CI runs
+
+# uv keeps the current pins unless asked to upgrade; runtime.lock is constrained to dev.lock so the
+# two always agree on versions.
+lock: ## regenerate requirements/*.lock (keeps existing pins)
+	$(UV) pip compile pyproject.toml --extra dev $(LOCK_FLAGS) $(UV_ARGS) -o requirements/dev.lock
+	$(UV) pip compile pyproject.toml -c requirements/dev.lock $(LOCK_FLAGS) -o requirements/runtime.lock
+
+lock-upgrade: ## regenerate the locks with the newest allowed versions
+	$(MAKE) lock UV_ARGS=--upgrade
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
