@@ -1,0 +1,72 @@
+"""Composition root: the ASGI application built from settings and a store.
+
+Each wire protocol contributes one Litestar router (with its own error envelope), the
+back-office contributes the admin API and pages, and this module adds health checks and
+the OpenAPI description. ``create_app`` is what tests use; ``app_factory`` is what
+``gamewallet serve`` hands to uvicorn in every worker process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, get
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from gamewallet.protocols.hrg.routes import build_router as hrg_router
+from gamewallet.protocols.jdb.routes import build_router as jdb_router
+from gamewallet.protocols.seamless.routes import build_router as seamless_router
+from gamewallet.service.context import Services
+from gamewallet.settings import Settings
+from gamewallet.store import open_store
+
+
+def create_app(services: Services, *, manage_store: bool = True) -> Litestar:
+    """The ASGI app for ``services``; ``manage_store`` starts/closes the store with the app."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await services.start(start_store=manage_store)
+        try:
+            yield
+        finally:
+            if manage_store:
+                await services.close()
+
+    @get("/healthz", include_in_schema=False, sync_to_thread=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/readyz", include_in_schema=False)
+    async def readyz() -> dict[str, str]:
+        await services.clients.reload()
+        return {"status": "ready"}
+
+    return Litestar(
+        route_handlers=[
+            healthz,
+            readyz,
+            seamless_router(services),
+            hrg_router(services),
+            jdb_router(services),
+        ],
+        lifespan=[lifespan],
+        request_max_body_size=services.settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="gamewallet",
+            version="0.1.0",
+            description="Seamless wallet, HRG and JDB transfer APIs over one double-entry ledger.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        debug=False,
+    )
+
+
+def app_factory() -> Litestar:
+    """The app of one server process, configured from the environment."""
+    settings = Settings.from_env()
+    store = open_store(settings.database_url, pool_size=settings.db_pool_size)
+    return create_app(Services(settings, store))

@@ -1,0 +1,97 @@
+"""One typed settings object for the whole process, read from the environment once.
+
+Every limit gamewallet enforces is a named setting here (architecture rule: "a limit on
+everything"). Nothing reads the environment anywhere else.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+DEFAULT_DATABASE_URL = "sqlite:///./gamewallet.db"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    return default if raw in (None, "") else int(raw)
+
+
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in text.split(",") if p.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process settings; see the configuration reference in README.md."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    #: PostgreSQL pool size per server process (sized to the cores, not to the load).
+    db_pool_size: int = 4
+    #: SQLite ``PRAGMA synchronous``: FULL (durable on power loss) or NORMAL.
+    sqlite_synchronous: str = "FULL"
+    #: Largest request body read, in bytes; larger ones get 413 with the protocol's error.
+    max_body_bytes: int = 64 * 1024
+    #: How long identical repeats return the stored original response (seamless 1.4).
+    idempotency_retention_s: int = 7 * 24 * 3600
+    #: Addresses whose X-Forwarded-For is believed (CIDRs).
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
+        default_factory=tuple
+    )
+    #: Default life of a seamless session token.
+    session_ttl_s: int = 4 * 3600
+    #: HRG: largest accepted distance between the ``xts`` header and our clock.
+    hrg_xts_skew_s: int = 300
+    #: JDB: largest accepted distance between the payload's ``ts`` and our clock.
+    jdb_ts_window_s: int = 30
+    #: Calls per second allowed per client (0 = unlimited).
+    rate_limit_per_client: int = 0
+    #: How often cached client credentials are reloaded from the database.
+    client_cache_ttl_s: float = 5.0
+    #: Secret used to hash client secrets; by default one is generated per installation.
+    secret_key: str | None = None
+    #: Run the background worker inside ``serve`` (the embedded default does).
+    worker_in_process: bool = True
+    #: Largest batch the worker claims at once.
+    worker_batch_size: int = 50
+    #: Hold / pending credit age after which the reconciler asks the game (seamless 1.6).
+    reconcile_after_s: int = 49 * 3600
+    #: Retry schedule of deliveries: gaps in seconds; then every N s until the window ends.
+    retry_schedule: str = "0,5,10,20,40,120,300,600,1800;every=3600;window=172800"
+    #: Timeout of one outgoing HTTP call (callbacks, queries).
+    http_timeout_s: float = 10.0
+    #: Log format: "json" or "console".
+    log_format: str = "json"
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``GAMEWALLET_*`` environment variables."""
+        e = os.environ if env is None else env
+        d = cls()
+        return replace(
+            d,
+            database_url=e.get("GAMEWALLET_DATABASE_URL") or d.database_url,
+            db_pool_size=_int(e, "GAMEWALLET_DB_POOL_SIZE", d.db_pool_size),
+            sqlite_synchronous=e.get("GAMEWALLET_SQLITE_SYNCHRONOUS", d.sqlite_synchronous),
+            max_body_bytes=_int(e, "GAMEWALLET_MAX_BODY_BYTES", d.max_body_bytes),
+            idempotency_retention_s=_int(
+                e, "GAMEWALLET_IDEMPOTENCY_RETENTION_S", d.idempotency_retention_s
+            ),
+            trusted_proxies=_networks(e.get("GAMEWALLET_TRUSTED_PROXIES", "")),
+            session_ttl_s=_int(e, "GAMEWALLET_SESSION_TTL_S", d.session_ttl_s),
+            hrg_xts_skew_s=_int(e, "GAMEWALLET_HRG_XTS_SKEW_S", d.hrg_xts_skew_s),
+            jdb_ts_window_s=_int(e, "GAMEWALLET_JDB_TS_WINDOW_S", d.jdb_ts_window_s),
+            rate_limit_per_client=_int(
+                e, "GAMEWALLET_RATE_LIMIT_PER_CLIENT", d.rate_limit_per_client
+            ),
+            secret_key=e.get("GAMEWALLET_SECRET_KEY") or None,
+            worker_in_process=e.get("GAMEWALLET_WORKER_IN_PROCESS", "1") not in ("0", "false"),
+            worker_batch_size=_int(e, "GAMEWALLET_WORKER_BATCH_SIZE", d.worker_batch_size),
+            reconcile_after_s=_int(e, "GAMEWALLET_RECONCILE_AFTER_S", d.reconcile_after_s),
+            retry_schedule=e.get("GAMEWALLET_RETRY_SCHEDULE", d.retry_schedule),
+            log_format=e.get("GAMEWALLET_LOG_FORMAT", d.log_format),
+            log_level=e.get("GAMEWALLET_LOG_LEVEL", d.log_level),
+        )

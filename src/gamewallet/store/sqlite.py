@@ -1,0 +1,721 @@
+"""The embedded default store: SQLite in WAL mode, one writer thread, group commit.
+
+Every use case runs on one dedicated thread that owns the only connection, so SQLite's
+single-writer rule is kept without lock contention. The thread drains its queue in
+batches: one database transaction per batch, each use case inside its own SAVEPOINT, so a
+refused or failed use case rolls back alone while the others commit together (group
+commit). Results are handed back to the event loop only after COMMIT returns, so nothing is
+acknowledged before it is durable (``synchronous=FULL`` by default).
+
+The schema is applied by Alembic at :meth:`SqliteStore.start`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gamewallet.core.ledger import Balance, Bucket, Entry, check_balanced
+from gamewallet.core.states import OpState
+from gamewallet.store import ops
+from gamewallet.store.audit import run_audit
+from gamewallet.store.migrate import upgrade
+from gamewallet.store.port import StoreError, UseCase
+from gamewallet.store.records import (
+    AccountRecord,
+    ClientRecord,
+    IdempotencyRecord,
+    OperationRecord,
+    OutboxRecord,
+    PlayerRecord,
+    SessionRecord,
+)
+
+T = TypeVar("T")
+
+#: How many queued use cases one database transaction may commit together.
+BATCH_MAX = 64
+
+
+def _json(value: Mapping[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def _dict(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    assert isinstance(value, dict)
+    return value
+
+
+def path_of(url: str) -> str:
+    """The file path of a ``sqlite:///path`` URL (``sqlite:///:memory:`` stays as is)."""
+    assert url.startswith("sqlite:///")
+    return url[len("sqlite:///") :]
+
+
+@dataclass(slots=True)
+class _Job:
+    use_case: UseCase[Any]
+    future: Future[Any]
+
+
+class SqliteStore:
+    """The Store port on SQLite (``sqlite:///./gamewallet.db``)."""
+
+    kind = "sqlite"
+
+    def __init__(self, url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 10_000):
+        assert synchronous in {"FULL", "NORMAL", "EXTRA"}
+        self.url = url
+        self.path = path_of(url)
+        self._synchronous = synchronous
+        self._busy_timeout_ms = busy_timeout_ms
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Apply migrations, then start the writer thread."""
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(upgrade, self.url)
+        self._thread = threading.Thread(target=self._serve, name="gamewallet-sqlite", daemon=True)
+        self._thread.start()
+        await asyncio.to_thread(self._started.wait)
+        if self._start_error is not None:
+            raise StoreError(f"cannot open the SQLite database: {self._start_error}")
+
+    async def close(self) -> None:
+        """Finish queued work and close the connection."""
+        if self._thread is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+
+    async def run(self, use_case: UseCase[T]) -> T:
+        """Run ``use_case`` on the writer thread in one (group-committed) transaction."""
+        if self._thread is None:
+            use_case.close()
+            raise StoreError("the store is not started")
+        future: Future[T] = Future()
+        self._queue.put(_Job(use_case, future))
+        return await asyncio.wrap_future(future)
+
+    # --- the writer thread -------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        if self.path == ":memory:":
+            _create_schema_in_memory(conn)
+        return conn
+
+    def _serve(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # reported to start(); the thread ends
+            self._start_error = exc
+            self._started.set()
+            return
+        self._started.set()
+        executor = _Executor(conn)
+        stopping = False
+        while not stopping:
+            batch: list[_Job] = []
+            job = self._queue.get()
+            while job is not None:
+                batch.append(job)
+                if len(batch) >= BATCH_MAX:
+                    break
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if job is None:
+                stopping = True
+            if batch:
+                self._run_batch(conn, executor, batch)
+        conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, executor: _Executor, batch: list[_Job]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                conn.execute("SAVEPOINT uc")
+                try:
+                    value = executor.drive(job.use_case)
+                except BaseException as exc:  # handed to the caller after the batch commits
+                    conn.execute("ROLLBACK TO uc")
+                    conn.execute("RELEASE uc")
+                    outcomes.append((False, _translate(exc)))
+                else:
+                    conn.execute("RELEASE uc")
+                    outcomes.append((True, value))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            error = StoreError(f"SQLite transaction failed: {exc}")
+            for job in batch:
+                job.future.set_exception(error)
+            return
+        for job, (ok, value) in zip(batch, outcomes, strict=True):
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
+
+
+def _translate(exc: BaseException) -> BaseException:
+    """Driver errors become StoreError; a violated CHECK is a broken invariant."""
+    if isinstance(exc, sqlite3.IntegrityError) and "CHECK constraint" in str(exc):
+        return AssertionError(f"ledger invariant violated: {exc}")
+    if isinstance(exc, sqlite3.Error):
+        return StoreError(f"SQLite error: {exc}")
+    return exc
+
+
+def _create_schema_in_memory(conn: sqlite3.Connection) -> None:
+    """``sqlite:///:memory:`` cannot be migrated from another connection: copy the DDL."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/schema.db"
+        upgrade(url)
+        src = sqlite3.connect(path_of(url))
+        ddl = [row[0] for row in src.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")]
+        src.close()
+    for statement in ddl:
+        conn.execute(statement)
+
+
+# --- the executor ------------------------------------------------------------------------
+
+_PLAYER_SQL = """
+SELECT p.*, c.id AS c_id, c.posted_minor AS c_posted, c.held_minor AS c_held,
+       c.pending_minor AS c_pending, f.id AS f_id, f.posted_minor AS f_posted,
+       f.held_minor AS f_held, f.pending_minor AS f_pending
+FROM players p
+JOIN accounts c ON c.owner_kind = 'player' AND c.owner_id = p.id AND c.bucket = 'cash'
+                 AND c.currency = p.currency AND c.shard = 0
+JOIN accounts f ON f.owner_kind = 'player' AND f.owner_id = p.id AND f.bucket = 'free'
+                 AND f.currency = p.currency AND f.shard = 0
+"""
+
+
+def _client(row: sqlite3.Row) -> ClientRecord:
+    return ClientRecord(
+        id=row["id"],
+        protocol=row["protocol"],
+        name=row["name"],
+        username=row["username"],
+        secret_hash=row["secret_hash"],
+        currency=row["currency"],
+        credit_limit_minor=row["credit_limit_minor"],
+        shards=row["shards"],
+        config=_dict(row["config"]),
+        created_at_ms=row["created_at_ms"],
+        disabled=bool(row["disabled"]),
+    )
+
+
+def _player(row: sqlite3.Row) -> PlayerRecord:
+    currency = row["currency"]
+    return PlayerRecord(
+        id=row["id"],
+        client_id=row["client_id"],
+        external_id=row["external_id"],
+        currency=currency,
+        nickname=row["nickname"],
+        blocked=bool(row["blocked"]),
+        locked=bool(row["locked"]),
+        closed=bool(row["closed"]),
+        game_type=row["game_type"],
+        game_since_ms=row["game_since_ms"],
+        game_left_at_ms=row["game_left_at_ms"],
+        game_left_type=row["game_left_type"],
+        created_at_ms=row["created_at_ms"],
+        cash=AccountRecord(
+            row["c_id"], currency, Bucket.CASH,
+            Balance(row["c_posted"], row["c_held"], row["c_pending"]),
+        ),
+        free=AccountRecord(
+            row["f_id"], currency, Bucket.FREE,
+            Balance(row["f_posted"], row["f_held"], row["f_pending"]),
+        ),
+    )
+
+
+def _account(row: sqlite3.Row) -> AccountRecord:
+    return AccountRecord(
+        row["id"], row["currency"], Bucket(row["bucket"]),
+        Balance(row["posted_minor"], row["held_minor"], row["pending_minor"]),
+    )
+
+
+def _operation(row: sqlite3.Row) -> OperationRecord:
+    return OperationRecord(
+        id=row["id"],
+        client_id=row["client_id"],
+        ns=row["ns"],
+        ext_id=row["ext_id"],
+        kind=row["kind"],
+        player_id=row["player_id"],
+        currency=row["currency"],
+        amount_minor=row["amount_minor"],
+        free_minor=row["free_minor"],
+        state=OpState(row["state"]),
+        created_at_ms=row["created_at_ms"],
+        updated_at_ms=row["updated_at_ms"],
+        detail=_dict(row["detail"]),
+    )
+
+
+def _session(row: sqlite3.Row) -> SessionRecord:
+    return SessionRecord(
+        token=row["token"],
+        client_id=row["client_id"],
+        player_id=row["player_id"],
+        kind=row["kind"],
+        expires_at_ms=row["expires_at_ms"],
+        created_at_ms=row["created_at_ms"],
+        used_at_ms=row["used_at_ms"],
+    )
+
+
+def _outbox(row: sqlite3.Row) -> OutboxRecord:
+    return OutboxRecord(
+        id=row["id"],
+        topic=row["topic"],
+        client_id=row["client_id"],
+        operation_id=row["operation_id"],
+        payload=_dict(row["payload"]),
+        created_at_ms=row["created_at_ms"],
+        due_at_ms=row["due_at_ms"],
+        attempts=row["attempts"],
+        state=row["state"],
+        last_error=row["last_error"],
+        lease_owner=row["lease_owner"],
+        lease_until_ms=row["lease_until_ms"],
+        first_attempt_at_ms=row["first_attempt_at_ms"],
+        done_at_ms=row["done_at_ms"],
+    )
+
+
+def _where(clauses: Iterable[tuple[bool, str]]) -> str:
+    parts = [sql for used, sql in clauses if used]
+    return (" WHERE " + " AND ".join(parts)) if parts else ""
+
+
+_CLIENT_FIELDS = frozenset(
+    {"secret_hash", "credit_limit_minor", "config", "disabled", "username", "currency"}
+)
+
+
+class _Executor:
+    """Answers every request of :mod:`gamewallet.store.ops` on one SQLite connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.handlers: dict[type[Any], Callable[[Any], Any]] = {
+            ops.InsertClient: self.insert_client,
+            ops.UpdateClient: self.update_client,
+            ops.GetClient: self.get_client,
+            ops.ListClients: self.list_clients,
+            ops.InsertPlayer: self.insert_player,
+            ops.GetPlayer: self.get_player,
+            ops.UpdatePlayer: self.update_player,
+            ops.ListPlayers: self.list_players,
+            ops.GetOwnerAccounts: self.get_owner_accounts,
+            ops.Apply: self.apply,
+            ops.InsertOperation: self.insert_operation,
+            ops.GetOperation: self.get_operation,
+            ops.UpdateOperation: self.update_operation,
+            ops.ListOperations: self.list_operations,
+            ops.InsertSession: self.insert_session,
+            ops.GetSession: self.get_session,
+            ops.MarkSessionUsed: self.mark_session_used,
+            ops.GetIdempotency: self.get_idempotency,
+            ops.SaveIdempotency: self.save_idempotency,
+            ops.PurgeIdempotency: self.purge_idempotency,
+            ops.TryLockKey: lambda op: True,  # one writer: use cases never overlap
+            ops.Enqueue: self.enqueue,
+            ops.ClaimOutbox: self.claim_outbox,
+            ops.FinishOutbox: self.finish_outbox,
+            ops.ListOutbox: self.list_outbox,
+            ops.RetryOutbox: self.retry_outbox,
+            ops.Audit: self.audit,
+            ops.GetMeta: self.get_meta,
+            ops.SetMetaIfAbsent: self.set_meta_if_absent,
+        }
+
+    def drive(self, use_case: UseCase[T]) -> T:
+        """Run a use case to completion, answering each request it yields."""
+        try:
+            op = next(use_case)
+            while True:
+                result = self.handlers[type(op)](op)
+                op = use_case.send(result)
+        except StopIteration as stop:
+            value: T = stop.value
+            return value
+
+    def one(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
+        return row
+
+    def all(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+        return list(self.conn.execute(sql, params).fetchall())
+
+    # clients
+
+    def insert_client(self, op: ops.InsertClient) -> ClientRecord | None:
+        row = self.one(
+            "INSERT INTO clients (protocol, name, username, secret_hash, currency,"
+            " credit_limit_minor, shards, config, created_at_ms) VALUES (?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (protocol, name) DO NOTHING RETURNING *",
+            (op.protocol, op.name, op.username, op.secret_hash, op.currency,
+             op.credit_limit_minor, op.shards, _json(op.config), op.now_ms),
+        )
+        return _client(row) if row else None
+
+    def update_client(self, op: ops.UpdateClient) -> ClientRecord | None:
+        assert set(op.changes) <= _CLIENT_FIELDS, "unknown client field"
+        if op.changes:
+            values = [
+                _json(v) if k == "config" else v for k, v in op.changes.items()
+            ]
+            sets = ", ".join(f"{k} = ?" for k in op.changes)
+            self.conn.execute(f"UPDATE clients SET {sets} WHERE id = ?", (*values, op.client_id))  # noqa: S608 - column names come from a fixed whitelist
+        return self.get_client(ops.GetClient(client_id=op.client_id))
+
+    def get_client(self, op: ops.GetClient) -> ClientRecord | None:
+        if op.client_id is not None:
+            row = self.one("SELECT * FROM clients WHERE id = ?", (op.client_id,))
+        else:
+            row = self.one(
+                "SELECT * FROM clients WHERE protocol = ? AND name = ?", (op.protocol, op.name)
+            )
+        return _client(row) if row else None
+
+    def list_clients(self, op: ops.ListClients) -> list[ClientRecord]:
+        if op.protocol is None:
+            rows = self.all("SELECT * FROM clients ORDER BY id")
+        else:
+            rows = self.all("SELECT * FROM clients WHERE protocol = ? ORDER BY id", (op.protocol,))
+        return [_client(r) for r in rows]
+
+    # players
+
+    def insert_player(self, op: ops.InsertPlayer) -> PlayerRecord | None:
+        row = self.one(
+            "INSERT INTO players (client_id, external_id, currency, nickname, created_at_ms)"
+            " VALUES (?,?,?,?,?) ON CONFLICT (client_id, external_id) DO NOTHING RETURNING id",
+            (op.client_id, op.external_id, op.currency, op.nickname, op.now_ms),
+        )
+        if row is None:
+            return None
+        for bucket in (Bucket.CASH, Bucket.FREE):
+            self.conn.execute(
+                "INSERT INTO accounts (owner_kind, owner_id, currency, bucket, shard,"
+                " no_overdraft) VALUES ('player', ?, ?, ?, 0, 1)",
+                (row["id"], op.currency, bucket.value),
+            )
+        return self.get_player(ops.GetPlayer(player_id=row["id"]))
+
+    def get_player(self, op: ops.GetPlayer) -> PlayerRecord | None:
+        if op.player_id is not None:
+            row = self.one(_PLAYER_SQL + " WHERE p.id = ?", (op.player_id,))
+        else:
+            row = self.one(
+                _PLAYER_SQL + " WHERE p.client_id = ? AND p.external_id = ?",
+                (op.client_id, op.external_id),
+            )
+        return _player(row) if row else None
+
+    def update_player(self, op: ops.UpdatePlayer) -> None:
+        assert set(op.changes) <= ops.PLAYER_FIELDS, "unknown player field"
+        if op.changes:
+            sets = ", ".join(f"{k} = ?" for k in op.changes)
+            self.conn.execute(
+                f"UPDATE players SET {sets} WHERE id = ?",  # noqa: S608 - whitelisted columns
+                (*op.changes.values(), op.player_id),
+            )
+
+    def list_players(self, op: ops.ListPlayers) -> tuple[list[PlayerRecord], int]:
+        params: list[Any] = []
+        clauses: list[tuple[bool, str]] = []
+        if op.client_id is not None:
+            clauses.append((True, "p.client_id = ?"))
+            params.append(op.client_id)
+        if op.external_ids is not None:
+            marks = ",".join("?" * len(op.external_ids)) or "NULL"
+            clauses.append((True, f"p.external_id IN ({marks})"))
+            params.extend(op.external_ids)
+        clauses.append((op.non_zero, "(c.posted_minor <> 0 OR f.posted_minor <> 0)"))
+        clauses.append((op.in_game, "p.game_type IS NOT NULL"))
+        if op.search:
+            pattern = "%" + op.search.lower().replace("\\", "\\\\").replace("%", "\\%").replace(
+                "_", "\\_"
+            ) + "%"
+            clauses.append(
+                (True, "(lower(p.external_id) LIKE ? ESCAPE '\\' OR lower(p.nickname) LIKE ?"
+                       " ESCAPE '\\')")
+            )
+            params.extend([pattern, pattern])
+        where = _where(clauses)
+        total_row = self.one(
+            "SELECT count(*) FROM (" + _PLAYER_SQL + where + ")", params
+        )
+        assert total_row is not None
+        rows = self.all(
+            _PLAYER_SQL + where + " ORDER BY p.id LIMIT ? OFFSET ?",
+            [*params, op.limit, op.offset],
+        )
+        return [_player(r) for r in rows], int(total_row[0])
+
+    # accounts
+
+    def get_owner_accounts(self, op: ops.GetOwnerAccounts) -> list[AccountRecord]:
+        shards = range(op.shards) if op.shard is None else (op.shard,)
+        base = (
+            "SELECT * FROM accounts WHERE owner_kind = ? AND owner_id = ? AND currency = ?"
+            " AND bucket = ?"
+        )
+        key = (op.owner_kind, op.owner_id, op.currency, op.bucket)
+        if op.shard is None:
+            rows = self.all(base + " AND shard < ? ORDER BY shard", (*key, op.shards))
+        else:
+            rows = self.all(base + " AND shard = ?", (*key, op.shard))
+        if len(rows) < len(shards):
+            self.conn.executemany(
+                "INSERT INTO accounts (owner_kind, owner_id, currency, bucket, shard,"
+                " no_overdraft) VALUES (?,?,?,?,?,0) ON CONFLICT DO NOTHING",
+                [(*key, shard) for shard in shards],
+            )
+            return self.get_owner_accounts(op)
+        return [_account(r) for r in rows]
+
+    def apply(self, op: ops.Apply) -> None:
+        posted = [
+            Entry(d.account_id, d.currency, d.posted_minor) for d in op.deltas if d.posted_minor
+        ]
+        if posted:
+            check_balanced(posted)
+        self.conn.executemany(
+            "UPDATE accounts SET posted_minor = posted_minor + ?, held_minor = held_minor + ?,"
+            " pending_minor = pending_minor + ? WHERE id = ?",
+            [(d.posted_minor, d.held_minor, d.pending_minor, d.account_id) for d in op.deltas],
+        )
+        self.conn.executemany(
+            "INSERT INTO postings (operation_id, account_id, currency, amount_minor,"
+            " created_at_ms) VALUES (?,?,?,?,?)",
+            [(op.operation_id, e.account_id, e.currency, e.amount_minor, op.now_ms)
+             for e in posted],
+        )
+
+    # operations
+
+    def insert_operation(self, op: ops.InsertOperation) -> OperationRecord | None:
+        row = self.one(
+            "INSERT INTO operations (client_id, ns, ext_id, kind, player_id, currency,"
+            " amount_minor, free_minor, state, created_at_ms, updated_at_ms, detail)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (client_id, ns, ext_id) DO NOTHING"
+            " RETURNING *",
+            (op.client_id, op.ns, op.ext_id, op.kind, op.player_id, op.currency,
+             op.amount_minor, op.free_minor, op.state.value, op.now_ms, op.now_ms,
+             _json(op.detail)),
+        )
+        return _operation(row) if row else None
+
+    def get_operation(self, op: ops.GetOperation) -> OperationRecord | None:
+        if op.operation_id is not None:
+            row = self.one("SELECT * FROM operations WHERE id = ?", (op.operation_id,))
+        else:
+            row = self.one(
+                "SELECT * FROM operations WHERE client_id = ? AND ns = ? AND ext_id = ?",
+                (op.client_id, op.ns, op.ext_id),
+            )
+        return _operation(row) if row else None
+
+    def update_operation(self, op: ops.UpdateOperation) -> None:
+        row = self.one("SELECT detail FROM operations WHERE id = ?", (op.operation_id,))
+        assert row is not None, "update of an unknown operation"
+        detail = {**_dict(row["detail"]), **op.detail}
+        self.conn.execute(
+            "UPDATE operations SET state = ?, updated_at_ms = ?, detail = ? WHERE id = ?",
+            (op.state.value, op.now_ms, _json(detail), op.operation_id),
+        )
+
+    def list_operations(self, op: ops.ListOperations) -> tuple[list[OperationRecord], int]:
+        params: list[Any] = []
+        clauses: list[tuple[bool, str]] = []
+
+        def add(value: object, sql: str) -> None:
+            if value is not None:
+                clauses.append((True, sql))
+                params.append(value)
+
+        add(op.client_id, "client_id = ?")
+        add(op.player_id, "player_id = ?")
+        add(op.ns, "ns = ?")
+        add(op.since_ms, "created_at_ms >= ?")
+        add(op.until_ms, "created_at_ms < ?")
+        add(op.updated_before_ms, "updated_at_ms < ?")
+        if op.kinds is not None:
+            clauses.append((True, f"kind IN ({','.join('?' * len(op.kinds)) or 'NULL'})"))
+            params.extend(op.kinds)
+        if op.states is not None:
+            clauses.append((True, f"state IN ({','.join('?' * len(op.states)) or 'NULL'})"))
+            params.extend(s.value for s in op.states)
+        where = _where(clauses)
+        order = "ASC" if op.oldest_first else "DESC"
+        total_row = self.one("SELECT count(*) FROM operations" + where, params)  # noqa: S608
+        assert total_row is not None
+        rows = self.all(
+            "SELECT * FROM operations" + where  # noqa: S608 - clauses are fixed SQL
+            + f" ORDER BY created_at_ms {order}, id {order} LIMIT ? OFFSET ?",
+            [*params, op.limit, op.offset],
+        )
+        return [_operation(r) for r in rows], int(total_row[0])
+
+    # sessions
+
+    def insert_session(self, op: ops.InsertSession) -> None:
+        s = op.session
+        self.conn.execute(
+            "INSERT INTO sessions (token, client_id, player_id, kind, expires_at_ms,"
+            " created_at_ms, used_at_ms) VALUES (?,?,?,?,?,?,?)",
+            (s.token, s.client_id, s.player_id, s.kind, s.expires_at_ms, s.created_at_ms,
+             s.used_at_ms),
+        )
+
+    def get_session(self, op: ops.GetSession) -> SessionRecord | None:
+        row = self.one("SELECT * FROM sessions WHERE token = ?", (op.token,))
+        return _session(row) if row else None
+
+    def mark_session_used(self, op: ops.MarkSessionUsed) -> bool:
+        cur = self.conn.execute(
+            "UPDATE sessions SET used_at_ms = ? WHERE token = ? AND used_at_ms IS NULL",
+            (op.now_ms, op.token),
+        )
+        return cur.rowcount == 1
+
+    # idempotency
+
+    def get_idempotency(self, op: ops.GetIdempotency) -> IdempotencyRecord | None:
+        row = self.one(
+            "SELECT fingerprint, response, created_at_ms FROM idempotency"
+            " WHERE client_id = ? AND scope = ? AND key = ?",
+            (op.client_id, op.scope, op.key),
+        )
+        if row is None:
+            return None
+        return IdempotencyRecord(row["fingerprint"], bytes(row["response"]), row["created_at_ms"])
+
+    def save_idempotency(self, op: ops.SaveIdempotency) -> None:
+        self.conn.execute(
+            "INSERT INTO idempotency (client_id, scope, key, fingerprint, response,"
+            " created_at_ms) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+            (op.client_id, op.scope, op.key, op.fingerprint, op.response, op.now_ms),
+        )
+
+    def purge_idempotency(self, op: ops.PurgeIdempotency) -> int:
+        cur = self.conn.execute(
+            "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency"
+            " WHERE created_at_ms < ? LIMIT ?)",
+            (op.before_ms, op.limit),
+        )
+        return cur.rowcount
+
+    # outbox
+
+    def enqueue(self, op: ops.Enqueue) -> int:
+        row = self.one(
+            "INSERT INTO outbox (topic, client_id, operation_id, payload, created_at_ms,"
+            " due_at_ms) VALUES (?,?,?,?,?,?) RETURNING id",
+            (op.topic, op.client_id, op.operation_id, _json(op.payload), op.now_ms,
+             op.due_at_ms),
+        )
+        assert row is not None
+        return int(row["id"])
+
+    def claim_outbox(self, op: ops.ClaimOutbox) -> list[OutboxRecord]:
+        topic_sql = ""
+        params: list[Any] = [op.now_ms, op.now_ms]
+        if op.topics is not None:
+            topic_sql = f" AND topic IN ({','.join('?' * len(op.topics)) or 'NULL'})"
+            params.extend(op.topics)
+        rows = self.all(
+            "UPDATE outbox SET lease_owner = ?, lease_until_ms = ?, attempts = attempts + 1,"
+            " first_attempt_at_ms = coalesce(first_attempt_at_ms, ?) WHERE id IN ("
+            " SELECT id FROM outbox WHERE state = 'pending' AND due_at_ms <= ?"
+            " AND (lease_until_ms IS NULL OR lease_until_ms <= ?)" + topic_sql
+            + " ORDER BY due_at_ms, id LIMIT ?) RETURNING *",
+            [op.owner, op.now_ms + op.lease_ms, op.now_ms, *params, op.limit],
+        )
+        return sorted((_outbox(r) for r in rows), key=lambda r: (r.due_at_ms, r.id))
+
+    def finish_outbox(self, op: ops.FinishOutbox) -> bool:
+        assert op.state in {"done", "dead", "pending"}
+        assert op.state != "pending" or op.due_at_ms is not None
+        done_at = op.now_ms if op.state in {"done", "dead"} else None
+        cur = self.conn.execute(
+            "UPDATE outbox SET state = ?, due_at_ms = coalesce(?, due_at_ms), last_error = ?,"
+            " done_at_ms = ?, lease_owner = NULL, lease_until_ms = NULL"
+            " WHERE id = ? AND lease_owner = ? AND state = 'pending'",
+            (op.state, op.due_at_ms, op.error, done_at, op.outbox_id, op.owner),
+        )
+        return cur.rowcount == 1
+
+    def list_outbox(self, op: ops.ListOutbox) -> tuple[list[OutboxRecord], int]:
+        where, params = ("WHERE state = ?", [op.state]) if op.state else ("", [])
+        total = self.one(f"SELECT count(*) FROM outbox {where}", params)  # noqa: S608
+        assert total is not None
+        rows = self.all(
+            f"SELECT * FROM outbox {where} ORDER BY id DESC LIMIT ? OFFSET ?",  # noqa: S608
+            [*params, op.limit, op.offset],
+        )
+        return [_outbox(r) for r in rows], int(total[0])
+
+    def retry_outbox(self, op: ops.RetryOutbox) -> bool:
+        cur = self.conn.execute(
+            "UPDATE outbox SET state = 'pending', due_at_ms = ?, lease_owner = NULL,"
+            " lease_until_ms = NULL, done_at_ms = NULL WHERE id = ? AND state <> 'done'",
+            (op.now_ms, op.outbox_id),
+        )
+        return cur.rowcount == 1
+
+    # checks
+
+    def audit(self, op: ops.Audit) -> list[str]:
+        return run_audit(lambda sql: [tuple(r) for r in self.all(sql)])
+
+    def get_meta(self, op: ops.GetMeta) -> str | None:
+        row = self.one("SELECT value FROM meta WHERE key = ?", (op.key,))
+        return str(row["value"]) if row else None
+
+    def set_meta_if_absent(self, op: ops.SetMetaIfAbsent) -> str:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (op.key, op.value),
+        )
+        value = self.get_meta(ops.GetMeta(op.key))
+        assert value is not None
+        return value
