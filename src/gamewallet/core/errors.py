@@ -16,7 +16,7 @@ class ErrorCode(enum.Enum):
 
     INVALID_REQUEST = "invalid request"
     CLIENT_NOT_FOUND = "client not found"
-    UNKNOWN_TOKEN = "invalid token"
+    UNKNOWN_TOKEN = "invalid token"  # noqa: S105 - an error name, not a secret
     SESSION_EXPIRED = "session expired"
     PLAYER_NOT_FOUND = "player not found"
     PLAYER_EXISTS = "player already exists"

@@ -63,9 +63,9 @@ def check_balanced(entries: Iterable[Entry]) -> None:
         raise UnbalancedPosting(f"posting does not balance: {bad}")
 
 
-def transfer(debit_account: int, credit_account: int, currency: str, amount_minor: int) -> tuple[
-    Entry, Entry
-]:
+def transfer(
+    debit_account: int, credit_account: int, currency: str, amount_minor: int
+) -> tuple[Entry, Entry]:
     """The two entries that move ``amount_minor`` from one account to another."""
     assert amount_minor > 0, "a transfer moves a positive amount"
     assert debit_account != credit_account, "a transfer needs two accounts"
@@ -90,7 +90,8 @@ class Balance:
 
     def assert_no_overdraft(self) -> None:
         """Assert the invariant of a no-overdraft account."""
-        assert self.held_minor >= 0 and self.pending_credit_minor >= 0, "negative hold"
+        assert self.held_minor >= 0, "negative hold"
+        assert self.pending_credit_minor >= 0, "negative pending credit"
         assert self.available_minor >= 0, "no-overdraft account below zero"
 
 

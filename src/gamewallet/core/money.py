@@ -37,7 +37,7 @@ def to_decimal(value: object) -> Decimal:
     Text must be a plain decimal (no exponent, no sign other than a leading minus, no spaces).
     ``bool`` and ``float`` are refused: the first is not a number, the second is inexact.
     """
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise AmountError("amount must be an exact number")
     if isinstance(value, int):
         return Decimal(value)

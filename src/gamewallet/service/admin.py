@@ -23,7 +23,7 @@ from gamewallet.store.records import ClientRecord, PlayerRecord, SessionRecord
 PROTOCOLS = ("seamless", "hrg", "jdb")
 #: Rows a client's account is split into when it has no credit limit (no hot row).
 DEFAULT_SHARDS = 16
-SECRET_KEY_META = "secret_key"
+SECRET_KEY_META = "secret_key"  # noqa: S105 - the name of a meta row, not a secret
 
 
 def installation_key() -> UseCase[bytes]:
@@ -76,9 +76,9 @@ def get_client(protocol: str, name: str) -> UseCase[ClientRecord]:
     return client
 
 
-def get_player(client: ClientRecord, external_id: str, *, lock: bool = False) -> UseCase[
-    PlayerRecord
-]:
+def get_player(
+    client: ClientRecord, external_id: str, *, lock: bool = False
+) -> UseCase[PlayerRecord]:
     """A player of ``client``, or PLAYER_NOT_FOUND."""
     player = yield from do(ops.GetPlayer(client_id=client.id, external_id=external_id, lock=lock))
     if player is None:
@@ -102,8 +102,14 @@ def create_player(
     if player is None:
         raise WalletError(ErrorCode.PLAYER_EXISTS, f"player {external_id} exists")
     if balance_minor or free_minor:
-        player = yield from fund(client, player, balance_minor, now_ms, free_minor=free_minor,
-                                 ext_id=fund_id or f"fund:{player.id}")
+        player = yield from fund(
+            client,
+            player,
+            balance_minor,
+            now_ms,
+            free_minor=free_minor,
+            ext_id=fund_id or f"fund:{player.id}",
+        )
     return player
 
 
@@ -119,16 +125,28 @@ def fund(
     detail: Mapping[str, Any] | None = None,
 ) -> UseCase[PlayerRecord]:
     """Move money from the client to a (locked) player, as one completed operation."""
-    assert amount_minor >= 0 and free_minor >= 0
+    assert amount_minor >= 0
+    assert free_minor >= 0
     operation = yield from do(
-        ops.InsertOperation(client.id, NS_ADMIN, ext_id, kind, player.id, player.currency,
-                            amount_minor, free_minor, OpState.COMPLETED, now_ms,
-                            dict(detail or {}))
+        ops.InsertOperation(
+            client.id,
+            NS_ADMIN,
+            ext_id,
+            kind,
+            player.id,
+            player.currency,
+            amount_minor,
+            free_minor,
+            OpState.COMPLETED,
+            now_ms,
+            dict(detail or {}),
+        )
     )
     if operation is None:
         raise WalletError(ErrorCode.ID_REUSED, f"operation id {ext_id} is taken")
-    yield from move(client, player, operation.id, now_ms, cash_minor=amount_minor,
-                    free_minor=free_minor)
+    yield from move(
+        client, player, operation.id, now_ms, cash_minor=amount_minor, free_minor=free_minor
+    )
     updated = yield from do(ops.GetPlayer(player_id=player.id))
     assert updated is not None
     return updated
@@ -158,17 +176,29 @@ def adjust(
         raise WalletError(ErrorCode.INSUFFICIENT_FUNDS)
     operation = yield from do(
         ops.InsertOperation(
-            player.client_id, NS_ADMIN, f"adjust:{new_token()}", "adjust", player.id,
-            player.currency, abs(amount_minor) if bucket is Bucket.CASH else 0,
-            abs(amount_minor) if bucket is Bucket.FREE else 0, OpState.COMPLETED, now_ms,
-            {"reason": reason, "actor": actor, "signed_minor": amount_minor,
-             "bucket": bucket.value},
+            player.client_id,
+            NS_ADMIN,
+            f"adjust:{new_token()}",
+            "adjust",
+            player.id,
+            player.currency,
+            abs(amount_minor) if bucket is Bucket.CASH else 0,
+            abs(amount_minor) if bucket is Bucket.FREE else 0,
+            OpState.COMPLETED,
+            now_ms,
+            {
+                "reason": reason,
+                "actor": actor,
+                "signed_minor": amount_minor,
+                "bucket": bucket.value,
+            },
         )
     )
     assert operation is not None
     (house,) = yield from do(
-        ops.GetOwnerAccounts(OwnerKind.HOUSE, 0, player.currency, 1, bucket=bucket.value,
-                             shard=0, lock=True)
+        ops.GetOwnerAccounts(
+            OwnerKind.HOUSE, 0, player.currency, 1, bucket=bucket.value, shard=0, lock=True
+        )
     )
     yield from do(
         ops.Apply(
@@ -201,10 +231,17 @@ def open_session(
     if ttl_s <= 0:
         raise WalletError(ErrorCode.INVALID_REQUEST, "ttl must be positive")
     player = yield from get_player(client, external_id)
-    session = SessionRecord(new_token(), client.id, player.id, kind, now_ms + ttl_s * 1000,
-                            now_ms)
+    session = SessionRecord(new_token(), client.id, player.id, kind, now_ms + ttl_s * 1000, now_ms)
     yield from do(ops.InsertSession(session))
     return session, player
+
+
+def launch_url(client: ClientRecord, token: str, player_external_id: str) -> str | None:
+    """The client's game URL template with the token (and player id) filled in."""
+    template = client.config.get("game_url")
+    if not isinstance(template, str) or not template:
+        return None
+    return template.replace("{token}", token).replace("{player}", player_external_id)
 
 
 def audit() -> UseCase[list[str]]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import secrets
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -82,8 +82,7 @@ def check_secret(secret: str, stored_hash: str | None, key: bytes) -> bool:
 
 def new_token() -> str:
     """A new session token (UUID-shaped, as the seamless vendor's examples are)."""
-    raw = secrets.token_hex(16)
-    return f"{raw[:8]}-{raw[8:12]}-4{raw[13:16]}-{raw[16:20]}-{raw[20:]}"
+    return str(uuid.uuid4())
 
 
 def client_shards(client: ClientRecord) -> int:
@@ -139,8 +138,14 @@ def _client_account(
     limited = client.credit_limit_minor is not None and bucket is Bucket.CASH
     if limited and player_gets_minor > 0:
         rows = yield from do(
-            GetOwnerAccounts(OwnerKind.CLIENT, client.id, player.currency, client.shards,
-                             bucket=bucket, lock=True)
+            GetOwnerAccounts(
+                OwnerKind.CLIENT,
+                client.id,
+                player.currency,
+                client.shards,
+                bucket=bucket,
+                lock=True,
+            )
         )
         total = sum(r.balance.posted_minor for r in rows)
         assert client.credit_limit_minor is not None
@@ -148,8 +153,15 @@ def _client_account(
             raise WalletError(ErrorCode.CREDIT_LIMIT_EXCEEDED)
         return rows[shard].id
     rows = yield from do(
-        GetOwnerAccounts(OwnerKind.CLIENT, client.id, player.currency, client.shards,
-                         bucket=bucket, shard=shard, lock=True)
+        GetOwnerAccounts(
+            OwnerKind.CLIENT,
+            client.id,
+            player.currency,
+            client.shards,
+            bucket=bucket,
+            shard=shard,
+            lock=True,
+        )
     )
     return rows[0].id
 
@@ -174,7 +186,5 @@ def _merge(deltas: list[Delta]) -> list[Delta]:
 
 def client_balance(client: ClientRecord, currency: str) -> UseCase[int]:
     """The client's posted cash balance in ``currency`` (sum of its shards; no locks)."""
-    rows = yield from do(
-        GetOwnerAccounts(OwnerKind.CLIENT, client.id, currency, client.shards)
-    )
+    rows = yield from do(GetOwnerAccounts(OwnerKind.CLIENT, client.id, currency, client.shards))
     return sum(r.balance.posted_minor for r in rows)

@@ -20,25 +20,33 @@ FROM operations WHERE state IN ('held', 'pending') GROUP BY player_id, currency
 
 AUDIT_CHECKS: tuple[tuple[str, str], ...] = (
     (
-        "SELECT currency, sum(posted_minor) FROM accounts GROUP BY currency"
-        " HAVING sum(posted_minor) <> 0",
+        (
+            "SELECT currency, sum(posted_minor) FROM accounts GROUP BY currency"
+            " HAVING sum(posted_minor) <> 0"
+        ),
         "currency {0}: posted balances sum to {1}, not 0",
     ),
     (
-        "SELECT id, posted_minor, held_minor, pending_minor FROM accounts"
-        " WHERE held_minor < 0 OR pending_minor < 0"
-        " OR (no_overdraft AND posted_minor - held_minor < 0)",
+        (
+            "SELECT id, posted_minor, held_minor, pending_minor FROM accounts"
+            " WHERE held_minor < 0 OR pending_minor < 0"
+            " OR (no_overdraft AND posted_minor - held_minor < 0)"
+        ),
         "account {0}: posted {1}, held {2}, pending {3} breaks the overdraft rules",
     ),
     (
-        "SELECT operation_id, currency, sum(amount_minor) FROM postings"
-        " GROUP BY operation_id, currency HAVING sum(amount_minor) <> 0",
+        (
+            "SELECT operation_id, currency, sum(amount_minor) FROM postings"
+            " GROUP BY operation_id, currency HAVING sum(amount_minor) <> 0"
+        ),
         "operation {0}: postings in {1} sum to {2}, not 0",
     ),
     (
-        "SELECT a.id, a.posted_minor, coalesce(s.total, 0) FROM accounts a LEFT JOIN"
-        " (SELECT account_id, sum(amount_minor) AS total FROM postings GROUP BY account_id) s"
-        " ON s.account_id = a.id WHERE a.posted_minor <> coalesce(s.total, 0)",
+        (
+            "SELECT a.id, a.posted_minor, coalesce(s.total, 0) FROM accounts a LEFT JOIN"
+            " (SELECT account_id, sum(amount_minor) AS total FROM postings GROUP BY account_id) s"
+            " ON s.account_id = a.id WHERE a.posted_minor <> coalesce(s.total, 0)"
+        ),
         "account {0}: posted balance {1} but its postings sum to {2}",
     ),
     (
@@ -52,15 +60,19 @@ AUDIT_CHECKS: tuple[tuple[str, str], ...] = (
         " ELSE o.held_free END, 0)"
         " OR a.pending_minor <> coalesce(CASE a.bucket WHEN 'cash' THEN o.pending_cash"
         " ELSE o.pending_free END, 0))",
-        "player account {0} ({1}): held {2} / pending {3}, but its open operations"
-        " hold {4} / credit {5}",
+        (
+            "player account {0} ({1}): held {2} / pending {3}, but its open operations"
+            " hold {4} / credit {5}"
+        ),
     ),
     (
-        "SELECT o.id, o.state, count(p.id) FROM operations o LEFT JOIN postings p"
-        " ON p.operation_id = o.id GROUP BY o.id, o.state, o.amount_minor, o.free_minor"
-        " HAVING (o.state IN ('held', 'pending', 'rolled_back') AND count(p.id) > 0)"
-        " OR (o.state IN ('confirmed', 'completed') AND o.amount_minor + o.free_minor > 0"
-        " AND count(p.id) = 0)",
+        (
+            "SELECT o.id, o.state, count(p.id) FROM operations o LEFT JOIN postings p"
+            " ON p.operation_id = o.id GROUP BY o.id, o.state, o.amount_minor, o.free_minor"
+            " HAVING (o.state IN ('held', 'pending', 'rolled_back') AND count(p.id) > 0)"
+            " OR (o.state IN ('confirmed', 'completed') AND o.amount_minor + o.free_minor > 0"
+            " AND count(p.id) = 0)"
+        ),
         "operation {0} in state {1} has {2} postings",
     ),
 )

@@ -105,8 +105,16 @@ class GetPlayer(Op[PlayerRecord | None]):
 
 
 PLAYER_FIELDS = frozenset(
-    {"nickname", "blocked", "locked", "closed", "game_type", "game_since_ms",
-     "game_left_at_ms", "game_left_type"}
+    {
+        "nickname",
+        "blocked",
+        "locked",
+        "closed",
+        "game_type",
+        "game_since_ms",
+        "game_left_at_ms",
+        "game_left_type",
+    }
 )
 
 

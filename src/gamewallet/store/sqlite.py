@@ -17,7 +17,7 @@ import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,7 +128,7 @@ class SqliteStore:
     def _serve(self) -> None:
         try:
             conn = self._connect()
-        except BaseException as exc:  # reported to start(); the thread ends
+        except Exception as exc:  # noqa: BLE001 - reported to start(); the thread ends
             self._start_error = exc
             self._started.set()
             return
@@ -160,7 +160,7 @@ class SqliteStore:
                 conn.execute("SAVEPOINT uc")
                 try:
                     value = executor.drive(job.use_case)
-                except BaseException as exc:  # handed to the caller after the batch commits
+                except Exception as exc:  # noqa: BLE001 - re-raised in the caller
                     conn.execute("ROLLBACK TO uc")
                     conn.execute("RELEASE uc")
                     outcomes.append((False, _translate(exc)))
@@ -252,11 +252,15 @@ def _player(row: sqlite3.Row) -> PlayerRecord:
         game_left_type=row["game_left_type"],
         created_at_ms=row["created_at_ms"],
         cash=AccountRecord(
-            row["c_id"], currency, Bucket.CASH,
+            row["c_id"],
+            currency,
+            Bucket.CASH,
             Balance(row["c_posted"], row["c_held"], row["c_pending"]),
         ),
         free=AccountRecord(
-            row["f_id"], currency, Bucket.FREE,
+            row["f_id"],
+            currency,
+            Bucket.FREE,
             Balance(row["f_posted"], row["f_held"], row["f_pending"]),
         ),
     )
@@ -264,7 +268,9 @@ def _player(row: sqlite3.Row) -> PlayerRecord:
 
 def _account(row: sqlite3.Row) -> AccountRecord:
     return AccountRecord(
-        row["id"], row["currency"], Bucket(row["bucket"]),
+        row["id"],
+        row["currency"],
+        Bucket(row["bucket"]),
         Balance(row["posted_minor"], row["held_minor"], row["pending_minor"]),
     )
 
@@ -376,11 +382,11 @@ class _Executor:
             value: T = stop.value
             return value
 
-    def one(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> sqlite3.Row | None:
+    def one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
         return row
 
-    def all(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return list(self.conn.execute(sql, params).fetchall())
 
     # clients
@@ -390,19 +396,26 @@ class _Executor:
             "INSERT INTO clients (protocol, name, username, secret_hash, currency,"
             " credit_limit_minor, shards, config, created_at_ms) VALUES (?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT (protocol, name) DO NOTHING RETURNING *",
-            (op.protocol, op.name, op.username, op.secret_hash, op.currency,
-             op.credit_limit_minor, op.shards, _json(op.config), op.now_ms),
+            (
+                op.protocol,
+                op.name,
+                op.username,
+                op.secret_hash,
+                op.currency,
+                op.credit_limit_minor,
+                op.shards,
+                _json(op.config),
+                op.now_ms,
+            ),
         )
         return _client(row) if row else None
 
     def update_client(self, op: ops.UpdateClient) -> ClientRecord | None:
         assert set(op.changes) <= _CLIENT_FIELDS, "unknown client field"
         if op.changes:
-            values = [
-                _json(v) if k == "config" else v for k, v in op.changes.items()
-            ]
+            values = [_json(v) if k == "config" else v for k, v in op.changes.items()]
             sets = ", ".join(f"{k} = ?" for k in op.changes)
-            self.conn.execute(f"UPDATE clients SET {sets} WHERE id = ?", (*values, op.client_id))  # noqa: S608 - column names come from a fixed whitelist
+            self.conn.execute(f"UPDATE clients SET {sets} WHERE id = ?", (*values, op.client_id))
         return self.get_client(ops.GetClient(client_id=op.client_id))
 
     def get_client(self, op: ops.GetClient) -> ClientRecord | None:
@@ -454,7 +467,7 @@ class _Executor:
         if op.changes:
             sets = ", ".join(f"{k} = ?" for k in op.changes)
             self.conn.execute(
-                f"UPDATE players SET {sets} WHERE id = ?",  # noqa: S608 - whitelisted columns
+                f"UPDATE players SET {sets} WHERE id = ?",
                 (*op.changes.values(), op.player_id),
             )
 
@@ -471,18 +484,23 @@ class _Executor:
         clauses.append((op.non_zero, "(c.posted_minor <> 0 OR f.posted_minor <> 0)"))
         clauses.append((op.in_game, "p.game_type IS NOT NULL"))
         if op.search:
-            pattern = "%" + op.search.lower().replace("\\", "\\\\").replace("%", "\\%").replace(
-                "_", "\\_"
-            ) + "%"
+            pattern = (
+                "%"
+                + op.search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                + "%"
+            )
             clauses.append(
-                (True, "(lower(p.external_id) LIKE ? ESCAPE '\\' OR lower(p.nickname) LIKE ?"
-                       " ESCAPE '\\')")
+                (
+                    True,
+                    (
+                        "(lower(p.external_id) LIKE ? ESCAPE '\\' OR lower(p.nickname) LIKE ?"
+                        " ESCAPE '\\')"
+                    ),
+                )
             )
             params.extend([pattern, pattern])
         where = _where(clauses)
-        total_row = self.one(
-            "SELECT count(*) FROM (" + _PLAYER_SQL + where + ")", params
-        )
+        total_row = self.one("SELECT count(*) FROM (" + _PLAYER_SQL + where + ")", params)
         assert total_row is not None
         rows = self.all(
             _PLAYER_SQL + where + " ORDER BY p.id LIMIT ? OFFSET ?",
@@ -526,8 +544,10 @@ class _Executor:
         self.conn.executemany(
             "INSERT INTO postings (operation_id, account_id, currency, amount_minor,"
             " created_at_ms) VALUES (?,?,?,?,?)",
-            [(op.operation_id, e.account_id, e.currency, e.amount_minor, op.now_ms)
-             for e in posted],
+            [
+                (op.operation_id, e.account_id, e.currency, e.amount_minor, op.now_ms)
+                for e in posted
+            ],
         )
 
     # operations
@@ -538,9 +558,20 @@ class _Executor:
             " amount_minor, free_minor, state, created_at_ms, updated_at_ms, detail)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (client_id, ns, ext_id) DO NOTHING"
             " RETURNING *",
-            (op.client_id, op.ns, op.ext_id, op.kind, op.player_id, op.currency,
-             op.amount_minor, op.free_minor, op.state.value, op.now_ms, op.now_ms,
-             _json(op.detail)),
+            (
+                op.client_id,
+                op.ns,
+                op.ext_id,
+                op.kind,
+                op.player_id,
+                op.currency,
+                op.amount_minor,
+                op.free_minor,
+                op.state.value,
+                op.now_ms,
+                op.now_ms,
+                _json(op.detail),
+            ),
         )
         return _operation(row) if row else None
 
@@ -586,10 +617,11 @@ class _Executor:
             params.extend(s.value for s in op.states)
         where = _where(clauses)
         order = "ASC" if op.oldest_first else "DESC"
-        total_row = self.one("SELECT count(*) FROM operations" + where, params)  # noqa: S608
+        total_row = self.one("SELECT count(*) FROM operations" + where, params)
         assert total_row is not None
         rows = self.all(
-            "SELECT * FROM operations" + where  # noqa: S608 - clauses are fixed SQL
+            "SELECT * FROM operations"
+            + where
             + f" ORDER BY created_at_ms {order}, id {order} LIMIT ? OFFSET ?",
             [*params, op.limit, op.offset],
         )
@@ -602,8 +634,15 @@ class _Executor:
         self.conn.execute(
             "INSERT INTO sessions (token, client_id, player_id, kind, expires_at_ms,"
             " created_at_ms, used_at_ms) VALUES (?,?,?,?,?,?,?)",
-            (s.token, s.client_id, s.player_id, s.kind, s.expires_at_ms, s.created_at_ms,
-             s.used_at_ms),
+            (
+                s.token,
+                s.client_id,
+                s.player_id,
+                s.kind,
+                s.expires_at_ms,
+                s.created_at_ms,
+                s.used_at_ms,
+            ),
         )
 
     def get_session(self, op: ops.GetSession) -> SessionRecord | None:
@@ -650,8 +689,7 @@ class _Executor:
         row = self.one(
             "INSERT INTO outbox (topic, client_id, operation_id, payload, created_at_ms,"
             " due_at_ms) VALUES (?,?,?,?,?,?) RETURNING id",
-            (op.topic, op.client_id, op.operation_id, _json(op.payload), op.now_ms,
-             op.due_at_ms),
+            (op.topic, op.client_id, op.operation_id, _json(op.payload), op.now_ms, op.due_at_ms),
         )
         assert row is not None
         return int(row["id"])
@@ -666,7 +704,8 @@ class _Executor:
             "UPDATE outbox SET lease_owner = ?, lease_until_ms = ?, attempts = attempts + 1,"
             " first_attempt_at_ms = coalesce(first_attempt_at_ms, ?) WHERE id IN ("
             " SELECT id FROM outbox WHERE state = 'pending' AND due_at_ms <= ?"
-            " AND (lease_until_ms IS NULL OR lease_until_ms <= ?)" + topic_sql
+            " AND (lease_until_ms IS NULL OR lease_until_ms <= ?)"
+            + topic_sql
             + " ORDER BY due_at_ms, id LIMIT ?) RETURNING *",
             [op.owner, op.now_ms + op.lease_ms, op.now_ms, *params, op.limit],
         )
@@ -686,10 +725,10 @@ class _Executor:
 
     def list_outbox(self, op: ops.ListOutbox) -> tuple[list[OutboxRecord], int]:
         where, params = ("WHERE state = ?", [op.state]) if op.state else ("", [])
-        total = self.one(f"SELECT count(*) FROM outbox {where}", params)  # noqa: S608
+        total = self.one(f"SELECT count(*) FROM outbox {where}", params)
         assert total is not None
         rows = self.all(
-            f"SELECT * FROM outbox {where} ORDER BY id DESC LIMIT ? OFFSET ?",  # noqa: S608
+            f"SELECT * FROM outbox {where} ORDER BY id DESC LIMIT ? OFFSET ?",
             [*params, op.limit, op.offset],
         )
         return [_outbox(r) for r in rows], int(total[0])
