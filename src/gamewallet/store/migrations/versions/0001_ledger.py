@@ -168,7 +168,14 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
-        "outbox", "idempotency", "sessions", "postings", "operations", "accounts", "players",
-        "clients", "meta",
+        "outbox",
+        "idempotency",
+        "sessions",
+        "postings",
+        "operations",
+        "accounts",
+        "players",
+        "clients",
+        "meta",
     ):
         op.drop_table(table)
