@@ -18,6 +18,8 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from gamewallet.admin.command import admin as admin_command
+from gamewallet.clients.command import simulate as simulate_command
 from gamewallet.core.errors import ErrorCode, WalletError
 from gamewallet.core.money import AmountError, format_minor, parse_amount
 from gamewallet.service import admin
@@ -25,6 +27,7 @@ from gamewallet.service.context import Services
 from gamewallet.settings import Settings
 from gamewallet.store import migrate, open_store
 from gamewallet.store.records import ClientRecord, PlayerRecord
+from gamewallet.worker.command import worker as worker_command
 
 T = TypeVar("T")
 CURRENCY = re.compile(r"[A-Z]{3}")
@@ -505,6 +508,11 @@ def demo(ctx: click.Context, port: int) -> None:
     else:
         click.echo(demo_data.instructions(summary, port))
 
+
+# Commands that live with the part of the system they drive.
+main.add_command(worker_command)
+main.add_command(simulate_command)
+main.add_command(admin_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
