@@ -34,21 +34,64 @@ def gwj(url: str, *args: str) -> dict[str, object]:
 
 def test_cli_end_to_end(db_url: str) -> None:
     assert gw(db_url, "db", "upgrade").exit_code == 0
-    added = gwj(db_url, "client", "add", "seamless", "game1", "--username", "u1", "--password",
-                "p1", "--allow-ip", "10.0.0.0/8", "--game-url", "https://g.example/?t={token}")
+    added = gwj(
+        db_url,
+        "client",
+        "add",
+        "seamless",
+        "game1",
+        "--username",
+        "u1",
+        "--password",
+        "p1",
+        "--allow-ip",
+        "10.0.0.0/8",
+        "--game-url",
+        "https://g.example/?t={token}",
+    )
     assert added["protocol"] == "seamless"
-    assert added["config"] == {"allow_ips": ["10.0.0.0/8"], "game_url": "https://g.example/?t={token}"}
-    jdb = gwj(db_url, "client", "add", "jdb", "jb", "--parent", "ag", "--key", "0123456789abcdef",
-              "--iv", "fedcba9876543210", "--currency", "RMB", "--credit-limit", "500")
+    assert added["config"] == {
+        "allow_ips": ["10.0.0.0/8"],
+        "game_url": "https://g.example/?t={token}",
+    }
+    jdb = gwj(
+        db_url,
+        "client",
+        "add",
+        "jdb",
+        "jb",
+        "--parent",
+        "ag",
+        "--key",
+        "0123456789abcdef",
+        "--iv",
+        "fedcba9876543210",
+        "--currency",
+        "RMB",
+        "--credit-limit",
+        "500",
+    )
     config = jdb["config"]
     assert isinstance(config, dict)
     assert config["aes_key"] == "01************ef"  # never printed back in full
     assert jdb["creditLimit"] == "500"
-    gwj(db_url, "client", "add", "hrg", "hrgag", "--client-id", "c1", "--client-secret", "s1",
-        "--currency", "THB")
+    gwj(
+        db_url,
+        "client",
+        "add",
+        "hrg",
+        "hrgag",
+        "--client-id",
+        "c1",
+        "--client-secret",
+        "s1",
+        "--currency",
+        "THB",
+    )
 
-    player = gwj(db_url, "player", "add", "game1", "alice", "--currency", "XAG", "--balance",
-                 "52030.5")
+    player = gwj(
+        db_url, "player", "add", "game1", "alice", "--currency", "XAG", "--balance", "52030.5"
+    )
     assert player["balance"] == "52030.5"
     assert gwj(db_url, "player", "block", "game1", "alice")["blocked"] is True
     assert gwj(db_url, "player", "unblock", "game1", "alice")["blocked"] is False
@@ -68,15 +111,58 @@ def test_cli_end_to_end(db_url: str) -> None:
 
 def test_cli_refuses_bad_input(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/bad.db"
-    gwj(url, "client", "add", "hrg", "ag", "--client-id", "c", "--client-secret", "s",
-        "--currency", "THB")
+    gwj(
+        url,
+        "client",
+        "add",
+        "hrg",
+        "ag",
+        "--client-id",
+        "c",
+        "--client-secret",
+        "s",
+        "--currency",
+        "THB",
+    )
     for args in (
-        ("client", "add", "hrg", "ag", "--client-id", "c", "--client-secret", "s", "--currency",
-         "THB"),  # duplicate
-        ("client", "add", "hrg", "ag2", "--client-id", "c", "--client-secret", "s", "--currency",
-         "thb"),
-        ("client", "add", "jdb", "jb", "--parent", "p", "--key", "short", "--iv", "x" * 16,
-         "--currency", "RMB"),
+        (
+            "client",
+            "add",
+            "hrg",
+            "ag",
+            "--client-id",
+            "c",
+            "--client-secret",
+            "s",
+            "--currency",
+            "THB",
+        ),  # duplicate
+        (
+            "client",
+            "add",
+            "hrg",
+            "ag2",
+            "--client-id",
+            "c",
+            "--client-secret",
+            "s",
+            "--currency",
+            "thb",
+        ),
+        (
+            "client",
+            "add",
+            "jdb",
+            "jb",
+            "--parent",
+            "p",
+            "--key",
+            "short",
+            "--iv",
+            "x" * 16,
+            "--currency",
+            "RMB",
+        ),
         ("player", "add", "ag", "p1", "--currency", "THB", "--balance", "1.00001"),
         ("player", "add", "nobody", "p1", "--currency", "THB"),
         ("balance", "ag", "ghost"),
@@ -88,12 +174,25 @@ def test_cli_refuses_bad_input(tmp_path: Path) -> None:
 
 def test_audit_reports_a_corrupted_ledger(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/audit.db"
-    gwj(url, "client", "add", "hrg", "ag", "--client-id", "c", "--client-secret", "s",
-        "--currency", "THB")
+    gwj(
+        url,
+        "client",
+        "add",
+        "hrg",
+        "ag",
+        "--client-id",
+        "c",
+        "--client-secret",
+        "s",
+        "--currency",
+        "THB",
+    )
     gwj(url, "player", "add", "ag", "p1", "--currency", "THB", "--balance", "10")
     with sqlite3.connect(f"{tmp_path}/audit.db") as conn:
-        conn.execute("UPDATE accounts SET posted_minor = posted_minor + 1 WHERE owner_kind='player'"
-                     " AND bucket='cash'")
+        conn.execute(
+            "UPDATE accounts SET posted_minor = posted_minor + 1 WHERE owner_kind='player'"
+            " AND bucket='cash'"
+        )
     result = gw(url, "audit")
     assert result.exit_code == 1
     assert "ledger audit FAILED" in result.output
