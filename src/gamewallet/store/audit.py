@@ -11,18 +11,19 @@ from typing import Any
 
 _OPEN_BY_PLAYER = """
 SELECT player_id, currency,
-       sum(CASE WHEN state = 'held' THEN amount_minor ELSE 0 END) AS held_cash,
-       sum(CASE WHEN state = 'pending' THEN amount_minor ELSE 0 END) AS pending_cash,
-       sum(CASE WHEN state = 'held' THEN free_minor ELSE 0 END) AS held_free,
-       sum(CASE WHEN state = 'pending' THEN free_minor ELSE 0 END) AS pending_free
+       CAST(sum(CASE WHEN state = 'held' THEN amount_minor ELSE 0 END) AS BIGINT) AS held_cash,
+       CAST(sum(CASE WHEN state = 'pending' THEN amount_minor ELSE 0 END) AS BIGINT)
+         AS pending_cash,
+       CAST(sum(CASE WHEN state = 'held' THEN free_minor ELSE 0 END) AS BIGINT) AS held_free,
+       CAST(sum(CASE WHEN state = 'pending' THEN free_minor ELSE 0 END) AS BIGINT) AS pending_free
 FROM operations WHERE state IN ('held', 'pending') GROUP BY player_id, currency
 """
 
 AUDIT_CHECKS: tuple[tuple[str, str], ...] = (
     (
         (
-            "SELECT currency, sum(posted_minor) FROM accounts GROUP BY currency"
-            " HAVING sum(posted_minor) <> 0"
+            "SELECT currency, CAST(sum(posted_minor) AS BIGINT) FROM accounts GROUP BY currency"
+            " HAVING CAST(sum(posted_minor) AS BIGINT) <> 0"
         ),
         "currency {0}: posted balances sum to {1}, not 0",
     ),
@@ -36,15 +37,16 @@ AUDIT_CHECKS: tuple[tuple[str, str], ...] = (
     ),
     (
         (
-            "SELECT operation_id, currency, sum(amount_minor) FROM postings"
-            " GROUP BY operation_id, currency HAVING sum(amount_minor) <> 0"
+            "SELECT operation_id, currency, CAST(sum(amount_minor) AS BIGINT) FROM postings"
+            " GROUP BY operation_id, currency HAVING CAST(sum(amount_minor) AS BIGINT) <> 0"
         ),
         "operation {0}: postings in {1} sum to {2}, not 0",
     ),
     (
         (
             "SELECT a.id, a.posted_minor, coalesce(s.total, 0) FROM accounts a LEFT JOIN"
-            " (SELECT account_id, sum(amount_minor) AS total FROM postings GROUP BY account_id) s"
+            " (SELECT account_id, CAST(sum(amount_minor) AS BIGINT) AS total FROM postings"
+            " GROUP BY account_id) s"
             " ON s.account_id = a.id WHERE a.posted_minor <> coalesce(s.total, 0)"
         ),
         "account {0}: posted balance {1} but its postings sum to {2}",
