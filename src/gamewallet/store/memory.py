@@ -22,6 +22,7 @@ from typing import Any, Final, TypeVar, cast
 from gamewallet.core.ledger import Balance, Bucket, Entry, OwnerKind, check_balanced
 from gamewallet.core.states import OpState
 from gamewallet.store import ops
+from gamewallet.store.admin_memory import MemoryAdmin
 from gamewallet.store.port import UseCase
 from gamewallet.store.records import (
     AccountRecord,
@@ -239,6 +240,9 @@ class MemoryStore:
             ops.GetMeta: self._get_meta,
             ops.SetMetaIfAbsent: self._set_meta_if_absent,
         }
+        # The back-office tables and requests (journalled through this store's _put).
+        self._admin = MemoryAdmin(self)
+        self._executors.update(self._admin.handlers())
 
     # --- the port ------------------------------------------------------------------------
 
