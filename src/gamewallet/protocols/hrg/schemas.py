@@ -51,7 +51,9 @@ UserId = Annotated[str, Meta(description="User ID: a-z and 0-9, 1 to 50 characte
 TransactionCode = Annotated[
     str,
     Meta(
-        pattern=r"\A[!-~]{1,30}\Z",
+        min_length=1,
+        max_length=30,
+        pattern=r"\A[!-~]+\Z",
         description="Unique per agent; 1 to 30 printable ASCII characters, no spaces",
     ),
 ]
@@ -64,8 +66,14 @@ PageSize = Annotated[int, Meta(ge=1, le=PAGE_SIZE_MAX, description="Records per 
 XtsTime = Annotated[
     str, Meta(description="yyyy-MM-ddTHH:mm:ss.SSS+HHMM", examples=["2022-10-14T23:00:00.000+0800"])
 ]
-Lang = Annotated[str, Meta(pattern=r"\A[A-Za-z_-]{1,16}\Z", description="Language code")]
-GameCode = Annotated[str, Meta(pattern=r"\A[A-Za-z0-9_.-]{1,64}\Z", description="Game code")]
+Lang = Annotated[
+    str,
+    Meta(min_length=1, max_length=16, pattern=r"\A[A-Za-z_-]+\Z", description="Language code"),
+]
+GameCode = Annotated[
+    str,
+    Meta(min_length=1, max_length=64, pattern=r"\A[A-Za-z0-9_.-]+\Z", description="Game code"),
+]
 Money = Annotated[str, Meta(description="Plain decimal, at least one fractional digit")]
 
 
@@ -312,7 +320,8 @@ def amount_minor(value: str | None, field: str) -> int:
     except AmountError as exc:
         if _over_ceiling(value):
             return OVER_CEILING
-        raise HrgError(INVALID_PARAMETER, f"{field}: {exc.reason}") from None
+        # Core's reasons read "amount must …": say which field instead.
+        raise HrgError(INVALID_PARAMETER, f"{field} {exc.reason.removeprefix('amount ')}") from None
 
 
 def _over_ceiling(value: str) -> bool:
