@@ -67,6 +67,13 @@ class Settings:
     #: Log format: "json" or "console".
     log_format: str = "json"
     log_level: str = "INFO"
+    #: Operator-side HRG/JDB transfers: sends of one transfer id per recovery run.
+    transfer_attempts_max: int = 5
+    #: ... lookups (check_transfer_operation / action 55) per recovery run.
+    transfer_lookups_max: int = 10
+    #: ... first pause between attempts, doubling up to transfer_backoff_max_s.
+    transfer_backoff_s: float = 0.2
+    transfer_backoff_max_s: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,4 +103,14 @@ class Settings:
             retry_schedule=e.get("GAMEWALLET_RETRY_SCHEDULE", d.retry_schedule),
             log_format=e.get("GAMEWALLET_LOG_FORMAT", d.log_format),
             log_level=e.get("GAMEWALLET_LOG_LEVEL", d.log_level),
+            transfer_attempts_max=_int(
+                e, "GAMEWALLET_TRANSFER_ATTEMPTS_MAX", d.transfer_attempts_max
+            ),
+            transfer_lookups_max=_int(e, "GAMEWALLET_TRANSFER_LOOKUPS_MAX", d.transfer_lookups_max),
+            transfer_backoff_s=float(
+                e.get("GAMEWALLET_TRANSFER_BACKOFF_S") or d.transfer_backoff_s
+            ),
+            transfer_backoff_max_s=float(
+                e.get("GAMEWALLET_TRANSFER_BACKOFF_MAX_S") or d.transfer_backoff_max_s
+            ),
         )

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gamewallet.core.states import OpState
-from gamewallet.store import admin_ops, ops
+from gamewallet.store import admin_ops, ops, transfer_ops
 from gamewallet.store.memory import MemoryStore
 from gamewallet.store.port import UseCase, do
 
@@ -21,7 +21,8 @@ NOW_MS = 1_767_225_600_000
 def test_every_request_type_has_an_executor() -> None:
     requests = {
         value
-        for module in (ops, admin_ops)  # the back-office requests live in their own module
+        # The back-office and operator-transfer requests live in their own modules.
+        for module in (ops, admin_ops, transfer_ops)
         for _, value in inspect.getmembers(module, inspect.isclass)
         if issubclass(value, ops.Op) and value is not ops.Op
     }

@@ -33,6 +33,7 @@ from gamewallet.store.records import (
     PlayerRecord,
     SessionRecord,
 )
+from gamewallet.store.transfer_memory import MemoryTransfers
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -243,6 +244,9 @@ class MemoryStore:
         # The back-office tables and requests (journalled through this store's _put).
         self._admin = MemoryAdmin(self)
         self._executors.update(self._admin.handlers())
+        # The operator-side transfer records of the HRG/JDB clients (journalled alike).
+        self._transfers = MemoryTransfers(self)
+        self._executors.update(self._transfers.handlers())
 
     # --- the port ------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ import asyncpg
 
 from gamewallet.core.ledger import Balance, Bucket, Entry, OwnerKind, check_balanced
 from gamewallet.core.states import OpState
-from gamewallet.store import ops
+from gamewallet.store import ops, transfer_sql
 from gamewallet.store.audit import AUDIT_CHECKS
 from gamewallet.store.port import StoreError, UseCase
 from gamewallet.store.records import (
@@ -469,6 +469,8 @@ class PostgresStore:
             ops.GetMeta: self._get_meta,
             ops.SetMetaIfAbsent: self._set_meta_if_absent,
         }
+        # The operator-side transfer records of the HRG/JDB clients.
+        self._executors.update(transfer_sql.postgres_executors())
 
     def __repr__(self) -> str:  # never show the URL: it may hold a password
         return f"<PostgresStore max_size={self.max_size}>"
