@@ -29,7 +29,7 @@ import asyncpg
 
 from gamewallet.core.ledger import Balance, Bucket, Entry, OwnerKind, check_balanced
 from gamewallet.core.states import OpState
-from gamewallet.store import ops, transfer_sql
+from gamewallet.store import admin_sql, ops, transfer_sql
 from gamewallet.store.audit import AUDIT_CHECKS
 from gamewallet.store.port import StoreError, UseCase
 from gamewallet.store.records import (
@@ -469,6 +469,8 @@ class PostgresStore:
             ops.GetMeta: self._get_meta,
             ops.SetMetaIfAbsent: self._set_meta_if_absent,
         }
+        # The back-office requests (staff users, sessions, aggregates) live with their SQL.
+        self._executors.update(admin_sql.postgres_executors())
         # The operator-side transfer records of the HRG/JDB clients.
         self._executors.update(transfer_sql.postgres_executors())
 

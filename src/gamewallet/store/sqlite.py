@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from gamewallet.core.ledger import Balance, Bucket, Entry, check_balanced
 from gamewallet.core.states import OpState
-from gamewallet.store import ops, transfer_sql
+from gamewallet.store import admin_sql, ops, transfer_sql
 from gamewallet.store.audit import run_audit
 from gamewallet.store.migrate import upgrade
 from gamewallet.store.port import StoreError, UseCase
@@ -370,6 +370,8 @@ class _Executor:
             ops.GetMeta: self.get_meta,
             ops.SetMetaIfAbsent: self.set_meta_if_absent,
         }
+        # The back-office requests (staff users, sessions, aggregates) live with their SQL.
+        self.handlers.update(admin_sql.sqlite_handlers(conn))
         # The operator-side transfer records of the HRG/JDB clients.
         self.handlers.update(transfer_sql.sqlite_handlers(conn))
 
