@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import httpx
+import pytest
 
 from gamewallet.app import create_app
 from gamewallet.core.money import UNIT
@@ -103,7 +103,11 @@ class Api:
     agent: str = "hrgag"
 
     def headers(
-        self, *, agent: str | None = None, authorization: str | None = "", xts_header: str | None = ""
+        self,
+        *,
+        agent: str | None = None,
+        authorization: str | None = "",
+        xts_header: str | None = "",
     ) -> dict[str, str]:
         """Headers of a call; ``None`` leaves a header out, ``""`` means the default."""
         out: dict[str, str] = {"Content-Type": "application/json"}
@@ -158,7 +162,8 @@ async def services(database_url: str, clock: FakeClock) -> AsyncIterator[Service
 @pytest.fixture
 async def http(services: Services) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the whole app, running on the test's event loop."""
-    transport = httpx.ASGITransport(app=create_app(services, manage_store=False))
+    app: Any = create_app(services, manage_store=False)  # Litestar's ASGI types are narrower
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://hrg.test") as client:
         yield client
 

@@ -33,11 +33,11 @@ UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 def _scenarios() -> list[Any]:
-    cases = []
-    for path in sorted(GOLDEN.glob("*.json")):
-        for scenario in json.loads(path.read_text()):
-            cases.append(pytest.param(scenario, id=f"{path.stem}:{scenario['name']}"))
-    return cases
+    return [
+        pytest.param(scenario, id=f"{path.stem}:{scenario['name']}")
+        for path in sorted(GOLDEN.glob("*.json"))
+        for scenario in json.loads(path.read_text())
+    ]
 
 
 def _matches(expected: Any, actual: Any) -> bool:
@@ -107,9 +107,7 @@ async def test_golden(
         with monkeypatch.context() as patch:
             if step.get("inject") == "store_error":
                 patch.setattr(services.store, "run", _failing_run)
-            status, answer, raw = await api.call(
-                step["call"], _body(step), **_headers(step, clock)
-            )
+            status, answer, raw = await api.call(step["call"], _body(step), **_headers(step, clock))
         where = f"{scenario['name']} step {index} ({step['call']})"
         expected = step["expect"]
         default_status = 401 if expected.get("code") == "1001" else 200
