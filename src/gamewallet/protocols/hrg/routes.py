@@ -10,6 +10,7 @@ logged with a request id and answered 9999, never with a stack trace.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 import structlog
+import structlog.contextvars
 from litestar import Request, Response, Router, post
 from litestar._openapi.schema_generation import SchemaCreator
 from litestar.datastructures import State
@@ -51,6 +53,7 @@ from gamewallet.store.records import ClientRecord, PlayerRecord
 log = structlog.get_logger(__name__)
 
 JSON = "application/json"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _CLIENT_KEY = "hrg_client"
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -442,7 +445,7 @@ def _on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes
         return _error(INVALID_PARAMETER, "request body is empty")
     if isinstance(exc, HTTPException) and exc.status_code < 500:
         return _error(INVALID_PARAMETER, exc.detail)
-    request_id = uuid.uuid4().hex
+    request_id = _request_id(request)
     log.error(
         "hrg request failed",
         request_id=request_id,
@@ -451,5 +454,15 @@ def _on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes
         exc_info=exc,
     )
     response = _error(UNKNOWN_ERROR)
-    response.headers["X-Request-Id"] = request_id
+    response.headers["X-Request-ID"] = request_id
     return response
+
+
+def _request_id(request: Request[Any, Any, Any]) -> str:
+    """The id this request is logged under: the one the app's request logging bound, else the
+    caller's ``X-Request-ID`` when it is a plain short token, else a new one."""
+    bound = structlog.contextvars.get_contextvars().get("request_id")
+    if isinstance(bound, str) and bound:
+        return bound
+    given = request.headers.get("x-request-id", "")
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
