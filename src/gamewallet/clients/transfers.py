@@ -547,6 +547,8 @@ class HrgGateway:
             )
         except HrgOutcomeUnknown as exc:
             return Outcome(Verdict.UNKNOWN, error=exc.reason)
+        except ValueError as exc:  # refused by the client before anything was sent
+            return Outcome(Verdict.REFUSED, error=str(exc))
         everything = record.amount_minor is None
         return Outcome(
             Verdict.APPLIED,
@@ -622,6 +624,8 @@ class JdbGateway:
 
     async def send(self, record: OperatorTransferRecord) -> Outcome:
         """Action 19 with the record's serialNo."""
+        if record.free_minor:
+            return Outcome(Verdict.REFUSED, error="JDB transfers have no free credit")
         try:
             result = await self.client.transfer(
                 record.user_id,
@@ -636,6 +640,8 @@ class JdbGateway:
             )
         except JdbOutcomeUnknown as exc:
             return Outcome(Verdict.UNKNOWN, error=exc.reason)
+        except ValueError as exc:  # refused by the client before anything was sent
+            return Outcome(Verdict.REFUSED, error=str(exc))
         return Outcome(
             Verdict.APPLIED,
             result={
@@ -662,7 +668,8 @@ class JdbGateway:
         if not rows:
             return Outcome(Verdict.NOT_FOUND, error="action 55 answered no rows")
         row = rows[0]
-        if row.uid != record.user_id or row.action != record.kind:
+        # JDB lower-cases uids; compare them as it does.
+        if row.uid.lower() != record.user_id.lower() or row.action != record.kind:
             return Outcome(
                 Verdict.REFUSED, error=f"serialNo {record.transfer_id} names another transfer"
             )
