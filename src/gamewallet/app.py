@@ -21,16 +21,24 @@ from gamewallet.protocols.seamless.routes import build_router as seamless_router
 from gamewallet.service.context import Services
 from gamewallet.settings import Settings
 from gamewallet.store import open_store
+from gamewallet.worker.build import in_process_worker
 
 
-def create_app(services: Services, *, manage_store: bool = True) -> Litestar:
-    """The ASGI app for ``services``; ``manage_store`` starts/closes the store with the app."""
+def create_app(
+    services: Services, *, manage_store: bool = True, run_worker: bool = False
+) -> Litestar:
+    """The ASGI app for ``services``; ``manage_store`` starts/closes the store with the app,
+    ``run_worker`` runs the background worker in this process while the app runs."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await services.start(start_store=manage_store)
         try:
-            yield
+            if run_worker:
+                async with in_process_worker(services.store, services.clock, services.settings):
+                    yield
+            else:
+                yield
         finally:
             if manage_store:
                 await services.close()
@@ -69,4 +77,4 @@ def app_factory() -> Litestar:
     """The app of one server process, configured from the environment."""
     settings = Settings.from_env()
     store = open_store(settings.database_url, pool_size=settings.db_pool_size)
-    return create_app(Services(settings, store))
+    return create_app(Services(settings, store), run_worker=settings.worker_in_process)

@@ -118,6 +118,8 @@ def _client_json(client: ClientRecord) -> dict[str, Any]:
         config["aes_iv"] = _mask(str(config["aes_iv"]))
     if "payment_secret" in config:
         config["payment_secret"] = _mask(str(config["payment_secret"]))
+    if "integration_password" in config:
+        config["integration_password"] = _mask(str(config["integration_password"]))
     return {
         "id": client.id,
         "protocol": client.protocol,
@@ -229,6 +231,8 @@ def client_add() -> None:
 @click.option("--password", required=True)
 @click.option("--allow-ip", multiple=True, help="CIDR allowed to call (repeatable).")
 @click.option("--integration-url", help="Base URL of the game's Integration API.")
+@click.option("--integration-username", help="Our Basic user name at the game's Integration API.")
+@click.option("--integration-password", help="Our Basic password at the game's Integration API.")
 @click.option("--game-url", help="Launch URL template with {token}.")
 @click.option("--payment-callback-url", help="Where payment callbacks are POSTed.")
 @click.option("--payment-secret", help="Key of the payment callback signature.")
@@ -241,6 +245,8 @@ def add_seamless(
     password: str,
     allow_ip: tuple[str, ...],
     integration_url: str | None,
+    integration_username: str | None,
+    integration_password: str | None,
     game_url: str | None,
     payment_callback_url: str | None,
     payment_secret: str | None,
@@ -250,6 +256,8 @@ def add_seamless(
     config: dict[str, Any] = {"allow_ips": _cidrs(ctx, allow_ip)}
     optional = {
         "integration_url": integration_url,
+        "integration_username": integration_username,
+        "integration_password": integration_password,
         "game_url": game_url,
         "payment_callback_url": payment_callback_url,
         "payment_secret": payment_secret,

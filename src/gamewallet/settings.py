@@ -19,6 +19,11 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return default if raw in (None, "") else int(raw)
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    return default if raw in (None, "") else float(raw)
+
+
 def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(
         ipaddress.ip_network(p.strip(), strict=False) for p in text.split(",") if p.strip()
@@ -64,6 +69,28 @@ class Settings:
     retry_schedule: str = "0,5,10,20,40,120,300,600,1800;every=3600;window=172800"
     #: Timeout of one outgoing HTTP call (callbacks, queries).
     http_timeout_s: float = 10.0
+    #: How long a worker owns the messages it claimed; must exceed one call's timeout.
+    worker_lease_s: float = 60.0
+    #: How long an idle worker waits before looking for due messages again.
+    worker_poll_s: float = 1.0
+    #: How often the worker runs the reconciler and the idempotency purge.
+    worker_jobs_interval_s: float = 60.0
+    #: Idempotency records deleted per purge transaction.
+    purge_batch_size: int = 1000
+    #: After an unanswered reconciliation query, wait this long before asking again.
+    reconcile_retry_s: int = 3600
+    #: Game side (the SDK): an opened withdraw/deposit the game has not decided on within this
+    #: time is rolled back by the settlement worker (the game is presumed dead).
+    settlement_decide_within_s: int = 300
+    #: Game side: the seamless wallet the settlement worker delivers to (unset = no delivery).
+    game_wallet_url: str | None = None
+    game_wallet_username: str | None = None
+    game_wallet_password: str | None = None
+    #: Game side: the wallet's Basic credentials at the game's Integration API.
+    game_integration_username: str | None = None
+    game_integration_password: str | None = None
+    #: Game side: key of the payment callback signature.
+    game_payment_secret: str | None = None
     #: Log format: "json" or "console".
     log_format: str = "json"
     log_level: str = "INFO"
@@ -101,6 +128,23 @@ class Settings:
             worker_batch_size=_int(e, "GAMEWALLET_WORKER_BATCH_SIZE", d.worker_batch_size),
             reconcile_after_s=_int(e, "GAMEWALLET_RECONCILE_AFTER_S", d.reconcile_after_s),
             retry_schedule=e.get("GAMEWALLET_RETRY_SCHEDULE", d.retry_schedule),
+            http_timeout_s=_float(e, "GAMEWALLET_HTTP_TIMEOUT_S", d.http_timeout_s),
+            worker_lease_s=_float(e, "GAMEWALLET_WORKER_LEASE_S", d.worker_lease_s),
+            worker_poll_s=_float(e, "GAMEWALLET_WORKER_POLL_S", d.worker_poll_s),
+            worker_jobs_interval_s=_float(
+                e, "GAMEWALLET_WORKER_JOBS_INTERVAL_S", d.worker_jobs_interval_s
+            ),
+            purge_batch_size=_int(e, "GAMEWALLET_PURGE_BATCH_SIZE", d.purge_batch_size),
+            reconcile_retry_s=_int(e, "GAMEWALLET_RECONCILE_RETRY_S", d.reconcile_retry_s),
+            settlement_decide_within_s=_int(
+                e, "GAMEWALLET_SETTLEMENT_DECIDE_WITHIN_S", d.settlement_decide_within_s
+            ),
+            game_wallet_url=e.get("GAMEWALLET_GAME_WALLET_URL") or None,
+            game_wallet_username=e.get("GAMEWALLET_GAME_WALLET_USERNAME") or None,
+            game_wallet_password=e.get("GAMEWALLET_GAME_WALLET_PASSWORD") or None,
+            game_integration_username=e.get("GAMEWALLET_GAME_INTEGRATION_USERNAME") or None,
+            game_integration_password=e.get("GAMEWALLET_GAME_INTEGRATION_PASSWORD") or None,
+            game_payment_secret=e.get("GAMEWALLET_GAME_PAYMENT_SECRET") or None,
             log_format=e.get("GAMEWALLET_LOG_FORMAT", d.log_format),
             log_level=e.get("GAMEWALLET_LOG_LEVEL", d.log_level),
             transfer_attempts_max=_int(

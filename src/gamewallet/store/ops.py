@@ -25,7 +25,9 @@ from gamewallet.store.records import (
     OperationRecord,
     OutboxRecord,
     PlayerRecord,
+    ReconciliationRecord,
     SessionRecord,
+    SettlementRecord,
 )
 
 R = TypeVar("R")
@@ -364,6 +366,73 @@ class RetryOutbox(Op[bool]):
 
     outbox_id: int
     now_ms: int
+
+
+# --- reconciliation (wallet side) -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InsertReconciliation(Op[int]):
+    """Record one reconciler decision (see :class:`ReconciliationRecord`); returns its id."""
+
+    client_id: int
+    operation_id: int
+    ext_id: str
+    kind: str
+    asked_at_ms: int
+    answer: str | None
+    action: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListReconciliations(Op[tuple[list[ReconciliationRecord], int]]):
+    """A page of reconciler decisions, newest first (by id), and the total matching count."""
+
+    client_id: int | None = None
+    operation_id: int | None = None
+    offset: int = 0
+    limit: int = 100
+
+
+# --- settlements (game side of the seamless protocol) ---------------------------------------
+
+#: Columns an UpdateSettlement may set (``detail`` is merged into the stored detail).
+SETTLEMENT_FIELDS = frozenset(
+    {"decision", "reason", "decided_at_ms", "outcome", "settled_at_ms", "detail"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InsertSettlement(Op[SettlementRecord | None]):
+    """Record a seamless call the game opens; None if (wallet, ext_id) exists (unique key)."""
+
+    wallet: str
+    ext_id: str
+    kind: str  # "withdraw" | "deposit"
+    token: str
+    amount_minor: int
+    currency: str
+    now_ms: int
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GetSettlement(Op[SettlementRecord | None]):
+    """One settlement by id or by (wallet, ext_id); ``lock`` locks its row."""
+
+    settlement_id: int | None = None
+    wallet: str | None = None
+    ext_id: str | None = None
+    lock: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateSettlement(Op[SettlementRecord]):
+    """Change fields of a settlement (names in :data:`SETTLEMENT_FIELDS`); returns the row."""
+
+    settlement_id: int
+    changes: Mapping[str, Any]
 
 
 # --- checks ------------------------------------------------------------------------------

@@ -39,7 +39,9 @@ from gamewallet.store.records import (
     OperationRecord,
     OutboxRecord,
     PlayerRecord,
+    ReconciliationRecord,
     SessionRecord,
+    SettlementRecord,
 )
 
 T = TypeVar("T")
@@ -210,6 +212,39 @@ def _outbox(row: asyncpg.Record) -> OutboxRecord:
     )
 
 
+def _reconciliation(row: asyncpg.Record) -> ReconciliationRecord:
+    return ReconciliationRecord(
+        id=row["id"],
+        client_id=row["client_id"],
+        operation_id=row["operation_id"],
+        ext_id=row["ext_id"],
+        kind=row["kind"],
+        asked_at_ms=row["asked_at_ms"],
+        answer=row["answer"],
+        action=row["action"],
+        error=row["error"],
+    )
+
+
+def _settlement(row: asyncpg.Record) -> SettlementRecord:
+    return SettlementRecord(
+        id=row["id"],
+        wallet=row["wallet"],
+        ext_id=row["ext_id"],
+        kind=row["kind"],
+        token=row["token"],
+        amount_minor=row["amount_minor"],
+        currency=row["currency"],
+        decision=row["decision"],
+        reason=row["reason"],
+        outcome=row["outcome"],
+        created_at_ms=row["created_at_ms"],
+        decided_at_ms=row["decided_at_ms"],
+        settled_at_ms=row["settled_at_ms"],
+        detail=_dict(row["detail"]),
+    )
+
+
 # --- SQL -------------------------------------------------------------------------------------
 # Constants (or constant fragments joined by the filter builders below): never a value.
 
@@ -375,6 +410,35 @@ SET state = 'pending', due_at_ms = $2, lease_owner = NULL, lease_until_ms = NULL
 WHERE id = $1 AND state <> 'done'
 RETURNING 1"""
 
+_RECONCILIATION_INSERT = """
+INSERT INTO reconciliation_decisions (client_id, operation_id, ext_id, kind, asked_at_ms,
+                                      answer, action, error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING id"""
+
+_SETTLEMENT_INSERT = """
+INSERT INTO game_settlements (wallet, ext_id, kind, token, amount_minor, currency,
+                              created_at_ms, detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (wallet, ext_id) DO NOTHING
+RETURNING *"""
+_SETTLEMENT_BY_ID = "SELECT * FROM game_settlements WHERE id = $1"
+_SETTLEMENT_BY_ID_LOCK = _SETTLEMENT_BY_ID + " FOR UPDATE"
+_SETTLEMENT_BY_KEY = "SELECT * FROM game_settlements WHERE wallet = $1 AND ext_id = $2"
+_SETTLEMENT_BY_KEY_LOCK = _SETTLEMENT_BY_KEY + " FOR UPDATE"
+# One statement whatever the changes: a column keeps its value unless its flag says "set";
+# detail is merged (jsonb ||) with what is stored.
+_SETTLEMENT_UPDATE = """
+UPDATE game_settlements SET
+    decision = CASE WHEN $2 THEN $3 ELSE decision END,
+    reason = CASE WHEN $4 THEN $5 ELSE reason END,
+    decided_at_ms = CASE WHEN $6 THEN $7::bigint ELSE decided_at_ms END,
+    outcome = CASE WHEN $8 THEN $9 ELSE outcome END,
+    settled_at_ms = CASE WHEN $10 THEN $11::bigint ELSE settled_at_ms END,
+    detail = CASE WHEN $12 THEN (detail::jsonb || $13::jsonb)::text ELSE detail END
+WHERE id = $1
+RETURNING *"""
+
 _META_GET = "SELECT value FROM meta WHERE key = $1"
 _META_SET_IF_ABSENT = """
 WITH ins AS (
@@ -468,6 +532,11 @@ class PostgresStore:
             ops.Audit: self._audit,
             ops.GetMeta: self._get_meta,
             ops.SetMetaIfAbsent: self._set_meta_if_absent,
+            ops.InsertReconciliation: self._insert_reconciliation,
+            ops.ListReconciliations: self._list_reconciliations,
+            ops.InsertSettlement: self._insert_settlement,
+            ops.GetSettlement: self._get_settlement,
+            ops.UpdateSettlement: self._update_settlement,
         }
         # The back-office requests (staff users, sessions, aggregates) live with their SQL.
         self._executors.update(admin_sql.postgres_executors())
@@ -942,6 +1011,96 @@ class PostgresStore:
 
     async def _retry_outbox(self, conn: _Conn, op: ops.RetryOutbox) -> bool:
         return await conn.fetchval(_OUTBOX_RETRY, op.outbox_id, op.now_ms) is not None
+
+    # --- reconciliation decisions (wallet side) and settlements (game side) ----------------
+
+    async def _insert_reconciliation(self, conn: _Conn, op: ops.InsertReconciliation) -> int:
+        return int(
+            await conn.fetchval(
+                _RECONCILIATION_INSERT,
+                op.client_id,
+                op.operation_id,
+                op.ext_id,
+                op.kind,
+                op.asked_at_ms,
+                op.answer,
+                op.action,
+                op.error,
+            )
+        )
+
+    async def _list_reconciliations(
+        self, conn: _Conn, op: ops.ListReconciliations
+    ) -> tuple[list[ReconciliationRecord], int]:
+        _check_page(op.offset, op.limit)
+        where = _Filter()
+        if op.client_id is not None:
+            where.add("client_id = {0}", op.client_id)
+        if op.operation_id is not None:
+            where.add("operation_id = {0}", op.operation_id)
+        n = where.next_param()
+        total = await conn.fetchval(
+            "SELECT count(*) FROM reconciliation_decisions" + where.where(), *where.args
+        )
+        rows = await conn.fetch(
+            "SELECT * FROM reconciliation_decisions"
+            + where.where()
+            + f" ORDER BY id DESC OFFSET ${n} LIMIT ${n + 1}",
+            *where.args,
+            op.offset,
+            op.limit,
+        )
+        return [_reconciliation(r) for r in rows], int(total)
+
+    async def _insert_settlement(
+        self, conn: _Conn, op: ops.InsertSettlement
+    ) -> SettlementRecord | None:
+        row = await conn.fetchrow(
+            _SETTLEMENT_INSERT,
+            op.wallet,
+            op.ext_id,
+            op.kind,
+            op.token,
+            op.amount_minor,
+            op.currency,
+            op.now_ms,
+            _json(op.detail),
+        )
+        return _settlement(row) if row is not None else None
+
+    async def _get_settlement(self, conn: _Conn, op: ops.GetSettlement) -> SettlementRecord | None:
+        if op.settlement_id is not None:
+            sql = _SETTLEMENT_BY_ID_LOCK if op.lock else _SETTLEMENT_BY_ID
+            row = await conn.fetchrow(sql, op.settlement_id)
+        else:
+            assert op.wallet is not None, "GetSettlement needs an id or (wallet, ext_id)"
+            assert op.ext_id is not None, "GetSettlement needs an id or (wallet, ext_id)"
+            sql = _SETTLEMENT_BY_KEY_LOCK if op.lock else _SETTLEMENT_BY_KEY
+            row = await conn.fetchrow(sql, op.wallet, op.ext_id)
+        return _settlement(row) if row is not None else None
+
+    async def _update_settlement(self, conn: _Conn, op: ops.UpdateSettlement) -> SettlementRecord:
+        assert set(op.changes) <= ops.SETTLEMENT_FIELDS, f"unknown fields {set(op.changes)}"
+        c = op.changes
+        detail = c.get("detail")
+        row = await conn.fetchrow(
+            _SETTLEMENT_UPDATE,
+            op.settlement_id,
+            "decision" in c,
+            c.get("decision"),
+            "reason" in c,
+            c.get("reason"),
+            "decided_at_ms" in c,
+            c.get("decided_at_ms"),
+            "outcome" in c,
+            c.get("outcome"),
+            "settled_at_ms" in c,
+            c.get("settled_at_ms"),
+            detail is not None,
+            _json(detail) if detail is not None else None,
+        )
+        assert row is not None, f"update of unknown settlement {op.settlement_id}"
+        return _settlement(row)
 
     # --- checks ----------------------------------------------------------------------------
 

@@ -121,3 +121,43 @@ class OutboxRecord:
     lease_until_ms: int | None = None
     first_attempt_at_ms: int | None = None
     done_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationRecord:
+    """One question the wallet's reconciler asked a game, the answer, and what it did."""
+
+    id: int
+    client_id: int
+    operation_id: int
+    ext_id: str
+    kind: str  # the operation's kind: "withdraw" | "deposit"
+    asked_at_ms: int
+    answer: str | None  # "CONFIRMED" | "ROLLED_BACK" | "NOT_FOUND"; None = no usable answer
+    action: str  # "confirm" | "rollback" | "none"
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementRecord:
+    """Game side: a seamless withdraw/deposit the game opened, and its decision about it.
+
+    ``decision`` is what the game wants ("confirm" | "rollback"; None while undecided);
+    ``outcome`` is what the wallet finally answered ("confirmed" | "rolled_back"; None while
+    the decision is still being delivered).
+    """
+
+    id: int
+    wallet: str
+    ext_id: str
+    kind: str  # "withdraw" | "deposit"
+    token: str
+    amount_minor: int
+    currency: str
+    decision: str | None
+    reason: str | None
+    outcome: str | None
+    created_at_ms: int
+    decided_at_ms: int | None = None
+    settled_at_ms: int | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)

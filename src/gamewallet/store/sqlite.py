@@ -36,7 +36,9 @@ from gamewallet.store.records import (
     OperationRecord,
     OutboxRecord,
     PlayerRecord,
+    ReconciliationRecord,
     SessionRecord,
+    SettlementRecord,
 )
 
 T = TypeVar("T")
@@ -324,6 +326,39 @@ def _outbox(row: sqlite3.Row) -> OutboxRecord:
     )
 
 
+def _reconciliation(row: sqlite3.Row) -> ReconciliationRecord:
+    return ReconciliationRecord(
+        id=row["id"],
+        client_id=row["client_id"],
+        operation_id=row["operation_id"],
+        ext_id=row["ext_id"],
+        kind=row["kind"],
+        asked_at_ms=row["asked_at_ms"],
+        answer=row["answer"],
+        action=row["action"],
+        error=row["error"],
+    )
+
+
+def _settlement(row: sqlite3.Row) -> SettlementRecord:
+    return SettlementRecord(
+        id=row["id"],
+        wallet=row["wallet"],
+        ext_id=row["ext_id"],
+        kind=row["kind"],
+        token=row["token"],
+        amount_minor=row["amount_minor"],
+        currency=row["currency"],
+        decision=row["decision"],
+        reason=row["reason"],
+        outcome=row["outcome"],
+        created_at_ms=row["created_at_ms"],
+        decided_at_ms=row["decided_at_ms"],
+        settled_at_ms=row["settled_at_ms"],
+        detail=_dict(row["detail"]),
+    )
+
+
 def _where(clauses: Iterable[tuple[bool, str]]) -> str:
     parts = [sql for used, sql in clauses if used]
     return (" WHERE " + " AND ".join(parts)) if parts else ""
@@ -366,6 +401,11 @@ class _Executor:
             ops.FinishOutbox: self.finish_outbox,
             ops.ListOutbox: self.list_outbox,
             ops.RetryOutbox: self.retry_outbox,
+            ops.InsertReconciliation: self.insert_reconciliation,
+            ops.ListReconciliations: self.list_reconciliations,
+            ops.InsertSettlement: self.insert_settlement,
+            ops.GetSettlement: self.get_settlement,
+            ops.UpdateSettlement: self.update_settlement,
             ops.Audit: self.audit,
             ops.GetMeta: self.get_meta,
             ops.SetMetaIfAbsent: self.set_meta_if_absent,
@@ -744,6 +784,91 @@ class _Executor:
             (op.now_ms, op.outbox_id),
         )
         return cur.rowcount == 1
+
+    # reconciliation
+
+    def insert_reconciliation(self, op: ops.InsertReconciliation) -> int:
+        row = self.one(
+            "INSERT INTO reconciliation_decisions (client_id, operation_id, ext_id, kind,"
+            " asked_at_ms, answer, action, error) VALUES (?,?,?,?,?,?,?,?) RETURNING id",
+            (
+                op.client_id,
+                op.operation_id,
+                op.ext_id,
+                op.kind,
+                op.asked_at_ms,
+                op.answer,
+                op.action,
+                op.error,
+            ),
+        )
+        assert row is not None
+        return int(row["id"])
+
+    def list_reconciliations(
+        self, op: ops.ListReconciliations
+    ) -> tuple[list[ReconciliationRecord], int]:
+        params: list[Any] = []
+        clauses: list[tuple[bool, str]] = []
+        for value, sql in ((op.client_id, "client_id = ?"), (op.operation_id, "operation_id = ?")):
+            if value is not None:
+                clauses.append((True, sql))
+                params.append(value)
+        where = _where(clauses)
+        total = self.one("SELECT count(*) FROM reconciliation_decisions" + where, params)
+        assert total is not None
+        rows = self.all(
+            "SELECT * FROM reconciliation_decisions" + where + " ORDER BY id DESC LIMIT ? OFFSET ?",
+            [*params, op.limit, op.offset],
+        )
+        return [_reconciliation(r) for r in rows], int(total[0])
+
+    # settlements (game side)
+
+    def insert_settlement(self, op: ops.InsertSettlement) -> SettlementRecord | None:
+        row = self.one(
+            "INSERT INTO game_settlements (wallet, ext_id, kind, token, amount_minor, currency,"
+            " created_at_ms, detail) VALUES (?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (wallet, ext_id) DO NOTHING RETURNING *",
+            (
+                op.wallet,
+                op.ext_id,
+                op.kind,
+                op.token,
+                op.amount_minor,
+                op.currency,
+                op.now_ms,
+                _json(op.detail),
+            ),
+        )
+        return _settlement(row) if row else None
+
+    def get_settlement(self, op: ops.GetSettlement) -> SettlementRecord | None:
+        if op.settlement_id is not None:
+            row = self.one("SELECT * FROM game_settlements WHERE id = ?", (op.settlement_id,))
+        else:
+            row = self.one(
+                "SELECT * FROM game_settlements WHERE wallet = ? AND ext_id = ?",
+                (op.wallet, op.ext_id),
+            )
+        return _settlement(row) if row else None
+
+    def update_settlement(self, op: ops.UpdateSettlement) -> SettlementRecord:
+        assert set(op.changes) <= ops.SETTLEMENT_FIELDS, "unknown settlement field"
+        current = self.get_settlement(ops.GetSettlement(settlement_id=op.settlement_id))
+        assert current is not None, "update of an unknown settlement"
+        changes = dict(op.changes)
+        if "detail" in changes:
+            changes["detail"] = _json({**current.detail, **changes["detail"]})
+        if changes:
+            sets = ", ".join(f"{k} = ?" for k in changes)
+            self.conn.execute(
+                f"UPDATE game_settlements SET {sets} WHERE id = ?",
+                (*changes.values(), op.settlement_id),
+            )
+        updated = self.get_settlement(ops.GetSettlement(settlement_id=op.settlement_id))
+        assert updated is not None
+        return updated
 
     # checks
 
