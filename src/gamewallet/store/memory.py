@@ -6,9 +6,11 @@ change goes through :meth:`MemoryStore._put` / :meth:`MemoryStore._drop`, which 
 previous value in an undo journal; when the use case (or an executor's assertion) raises, the
 journal is replayed backwards and the store is exactly as it was before the run.
 
-The tables mirror ``migrations/versions/0001_ledger.py``: the same unique keys, ids counting
-from 1, the same CHECK constraints (a violation is an ``AssertionError`` and rolls back), and
-JSON columns kept as text, so a caller never shares a mutable dict with the store.
+The tables mirror the migrations (``migrations/versions/``): the same unique keys, ids
+counting from 1, the same CHECK constraints (a violation is an ``AssertionError`` and rolls
+back), and JSON columns kept as text, so a caller never shares a mutable dict with the store.
+The back-office and operator-transfer tables live in :mod:`gamewallet.store.admin_memory` and
+:mod:`gamewallet.store.transfer_memory`, journalled through this store the same way.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from gamewallet.store.records import (
     OperationRecord,
     OutboxRecord,
     PlayerRecord,
+    ReconciliationRecord,
     SessionRecord,
+    SettlementRecord,
 )
 from gamewallet.store.transfer_memory import MemoryTransfers
 
@@ -175,6 +179,32 @@ def _check_account(row: _Account) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Settlement:
+    id: int
+    wallet: str
+    ext_id: str
+    kind: str
+    token: str
+    amount_minor: int
+    currency: str
+    created_at_ms: int
+    detail: str
+    decision: str | None = None
+    reason: str | None = None
+    outcome: str | None = None
+    decided_at_ms: int | None = None
+    settled_at_ms: int | None = None
+
+
+def _check_settlement(row: _Settlement) -> None:
+    """The game_settlements table's CHECK constraints."""
+    assert row.kind in ("withdraw", "deposit"), "game_settlements_kind violated"
+    assert row.decision in (None, "confirm", "rollback"), "game_settlements_decision violated"
+    assert row.outcome in (None, "confirmed", "rolled_back"), "game_settlements_outcome violated"
+    assert row.amount_minor > 0, "game_settlements_amount violated"
+
+
 def _check_client(row: _Client) -> None:
     """The clients table's CHECK constraints."""
     assert 1 <= row.shards <= 256, "clients_shards_check violated"
@@ -206,6 +236,9 @@ class MemoryStore:
         self._sessions: dict[str, SessionRecord] = {}
         self._idempotency: dict[tuple[int, str, str], IdempotencyRecord] = {}
         self._outbox: dict[int, _Outbox] = {}
+        self._reconciliations: dict[int, ReconciliationRecord] = {}
+        self._settlements: dict[int, _Settlement] = {}
+        self._settlement_keys: dict[tuple[str, str], int] = {}
         self._last_ids: dict[str, int] = {}
         # (table, key, previous value or _MISSING), newest last; emptied after every run.
         self._journal: list[tuple[dict[Any, Any], Any, Any]] = []
@@ -240,6 +273,11 @@ class MemoryStore:
             ops.Audit: self._audit,
             ops.GetMeta: self._get_meta,
             ops.SetMetaIfAbsent: self._set_meta_if_absent,
+            ops.InsertReconciliation: self._insert_reconciliation,
+            ops.ListReconciliations: self._list_reconciliations,
+            ops.InsertSettlement: self._insert_settlement,
+            ops.GetSettlement: self._get_settlement,
+            ops.UpdateSettlement: self._update_settlement,
         }
         # The back-office tables and requests (journalled through this store's _put).
         self._admin = MemoryAdmin(self)
@@ -780,6 +818,102 @@ class MemoryStore:
         )
         self._put(self._outbox, row.id, retried)
         return True
+
+    # --- reconciliation decisions (wallet side) and settlements (game side) ---------------
+
+    def _insert_reconciliation(self, op: ops.InsertReconciliation) -> int:
+        assert op.client_id in self._clients, "reconciliation_decisions_client_id_fkey violated"
+        assert op.operation_id in self._operations, (
+            "reconciliation_decisions_operation_id_fkey violated"
+        )
+        record = ReconciliationRecord(
+            id=self._new_id("reconciliation_decisions"),
+            client_id=op.client_id,
+            operation_id=op.operation_id,
+            ext_id=op.ext_id,
+            kind=op.kind,
+            asked_at_ms=op.asked_at_ms,
+            answer=op.answer,
+            action=op.action,
+            error=op.error,
+        )
+        self._put(self._reconciliations, record.id, record)
+        return record.id
+
+    def _list_reconciliations(
+        self, op: ops.ListReconciliations
+    ) -> tuple[list[ReconciliationRecord], int]:
+        rows = [
+            record
+            for _, record in sorted(self._reconciliations.items(), reverse=True)
+            if (op.client_id is None or record.client_id == op.client_id)
+            and (op.operation_id is None or record.operation_id == op.operation_id)
+        ]
+        return _page(rows, op.offset, op.limit)
+
+    @staticmethod
+    def _settlement_record(row: _Settlement) -> SettlementRecord:
+        return SettlementRecord(
+            id=row.id,
+            wallet=row.wallet,
+            ext_id=row.ext_id,
+            kind=row.kind,
+            token=row.token,
+            amount_minor=row.amount_minor,
+            currency=row.currency,
+            decision=row.decision,
+            reason=row.reason,
+            outcome=row.outcome,
+            created_at_ms=row.created_at_ms,
+            decided_at_ms=row.decided_at_ms,
+            settled_at_ms=row.settled_at_ms,
+            detail=_load(row.detail),
+        )
+
+    def _insert_settlement(self, op: ops.InsertSettlement) -> SettlementRecord | None:
+        row = _Settlement(
+            id=0,
+            wallet=op.wallet,
+            ext_id=op.ext_id,
+            kind=op.kind,
+            token=op.token,
+            amount_minor=op.amount_minor,
+            currency=op.currency,
+            created_at_ms=op.now_ms,
+            detail=_dump(op.detail),
+        )
+        _check_settlement(row)
+        key = (op.wallet, op.ext_id)
+        if key in self._settlement_keys:
+            return None
+        row = replace(row, id=self._new_id("game_settlements"))
+        self._put(self._settlements, row.id, row)
+        self._put(self._settlement_keys, key, row.id)
+        return self._settlement_record(row)
+
+    def _get_settlement(self, op: ops.GetSettlement) -> SettlementRecord | None:
+        if op.settlement_id is not None:
+            row = self._settlements.get(op.settlement_id)
+        else:
+            assert op.wallet is not None, "GetSettlement needs an id or (wallet, ext_id)"
+            assert op.ext_id is not None, "GetSettlement needs an id or (wallet, ext_id)"
+            settlement_id = self._settlement_keys.get((op.wallet, op.ext_id))
+            row = None if settlement_id is None else self._settlements[settlement_id]
+        return None if row is None else self._settlement_record(row)
+
+    def _update_settlement(self, op: ops.UpdateSettlement) -> SettlementRecord:
+        assert set(op.changes) <= ops.SETTLEMENT_FIELDS, (
+            f"unknown settlement fields: {set(op.changes)}"
+        )
+        row = self._settlements.get(op.settlement_id)
+        assert row is not None, f"update of unknown settlement {op.settlement_id}"
+        changes = dict(op.changes)
+        if "detail" in changes:
+            changes["detail"] = _dump({**_load(row.detail), **changes["detail"]})
+        row = replace(row, **changes)
+        _check_settlement(row)
+        self._put(self._settlements, row.id, row)
+        return self._settlement_record(row)
 
     # --- checks --------------------------------------------------------------------------
 
