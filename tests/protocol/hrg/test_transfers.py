@@ -12,6 +12,7 @@ import pytest
 
 from gamewallet.core.money import UNIT
 from gamewallet.core.states import OpState
+from gamewallet.service import admin
 from gamewallet.service.common import NS_WIRE, FakeClock
 from gamewallet.service.context import Services
 from gamewallet.service.hrg import DEFAULT_TICKET_TTL_S, IDEMPOTENCY_SCOPE
@@ -119,6 +120,23 @@ async def test_unexpected_failure_is_9999_with_a_request_id(
     request_id = response.headers["x-request-id"]
     assert "disk on fire" not in response.text
     assert request_id in capsys.readouterr().out
+
+
+async def test_a_disabled_agent_is_refused(api: Api, services: Services, world: World) -> None:
+    await services.store.run(do(ops.UpdateClient(world.agents["hrgag"].id, {"disabled": True})))
+    await services.clients.reload()
+    status, answer, _ = await api.call("get_balance", {"agentId": "hrgag", "allUser": True})
+    assert (status, answer) == (401, {"code": "1001", "desc": "Authorization failed"})
+
+
+async def test_player_flags_do_not_block_transfers(
+    api: Api, services: Services, world: World
+) -> None:
+    """HRG has no player-state codes: a player blocked in the back office can still be paid
+    out by the agent (blocking must not trap the agent's money in the game wallet)."""
+    await services.store.run(admin.set_blocked(world.agents["hrgag"], "hrgpl0001", True))
+    _, answer, raw = await api.call("withdraw", SEED_WITHDRAW)
+    assert raw == SEED_RESPONSE, answer
 
 
 # --- concurrency -------------------------------------------------------------------------
