@@ -22,7 +22,7 @@ import msgspec
 from gamewallet.core.money import parse_amount
 from gamewallet.protocols.jdb.crypto import encrypt_payload
 from gamewallet.service import admin
-from gamewallet.service.common import FakeClock
+from gamewallet.service.common import Clock, FakeClock
 from gamewallet.service.context import Services
 from gamewallet.settings import Settings
 from gamewallet.store import migrate, open_store, ops
@@ -131,28 +131,47 @@ def _update_player(player_id: int, changes: Mapping[str, Any]) -> UseCase[None]:
     yield from do(ops.UpdatePlayer(player_id, changes))
 
 
-async def create_domains(services: Services, clock: FakeClock) -> dict[str, ClientRecord]:
-    """Create the test domains and reload the client directory."""
-    clients: dict[str, ClientRecord] = {}
-    for dc, spec in DOMAINS.items():
-        clients[dc] = await services.store.run(
-            admin.create_client(
-                admin.NewClient(
-                    protocol="jdb",
-                    name=dc,
-                    currency=CURRENCY,
-                    credit_limit_minor=spec["credit_limit_minor"],
-                    config=domain_config(**spec["config"]),
-                ),
-                clock.now_ms(),
-                services.key,
-            )
+async def create_domain(
+    services: Services,
+    now_ms: int,
+    dc: str,
+    config: Mapping[str, Any],
+    *,
+    credit_limit_minor: int | None = None,
+) -> ClientRecord:
+    """Create one JDB client with exactly ``config`` and reload the client directory."""
+    client = await services.store.run(
+        admin.create_client(
+            admin.NewClient(
+                protocol="jdb",
+                name=dc,
+                currency=CURRENCY,
+                credit_limit_minor=credit_limit_minor,
+                config=dict(config),
+            ),
+            now_ms,
+            services.key,
         )
+    )
     await services.clients.reload()
-    return clients
+    return client
 
 
-async def start_services(url: str, clock: FakeClock, *, migrate_pg: bool = True) -> Services:
+async def create_domains(services: Services, clock: FakeClock) -> dict[str, ClientRecord]:
+    """Create the test domains of :data:`DOMAINS`."""
+    return {
+        dc: await create_domain(
+            services,
+            clock.now_ms(),
+            dc,
+            domain_config(**spec["config"]),
+            credit_limit_minor=spec["credit_limit_minor"],
+        )
+        for dc, spec in DOMAINS.items()
+    }
+
+
+async def start_services(url: str, clock: Clock, *, migrate_pg: bool = True) -> Services:
     """Started services on ``url`` (PostgreSQL migrated first unless told otherwise)."""
     if url.startswith("postgresql") and migrate_pg:
         await asyncio.to_thread(migrate.upgrade, url)
