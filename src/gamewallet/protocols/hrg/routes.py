@@ -14,16 +14,14 @@ import re
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 import structlog
 import structlog.contextvars
 from litestar import Request, Response, Router, post
-from litestar._openapi.schema_generation import SchemaCreator
 from litestar.datastructures import State
 from litestar.dto import AbstractDTO, DTOFieldDefinition
-from litestar.dto._backend import DTOBackend
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
@@ -49,6 +47,10 @@ from gamewallet.protocols.hrg.errors import (
 from gamewallet.service import hrg
 from gamewallet.service.context import Services
 from gamewallet.store.records import ClientRecord, PlayerRecord
+
+if TYPE_CHECKING:  # Litestar's DTO hooks are typed with these private names; types only.
+    from litestar._openapi.schema_generation import SchemaCreator
+    from litestar.dto._backend import DTOBackend
 
 log = structlog.get_logger(__name__)
 
