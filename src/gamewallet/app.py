@@ -8,19 +8,24 @@ the OpenAPI description. ``create_app`` is what tests use; ``app_factory`` is wh
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar, get
+from litestar import Litestar, Response, get
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 
+from gamewallet.admin.routes import build_admin
+from gamewallet.observability import Metrics, configure_logging, instrument
 from gamewallet.protocols.hrg.routes import build_router as hrg_router
 from gamewallet.protocols.jdb.routes import build_router as jdb_router
 from gamewallet.protocols.seamless.routes import build_router as seamless_router
 from gamewallet.service.context import Services
 from gamewallet.settings import Settings
 from gamewallet.store import open_store
+from gamewallet.store.port import StoreError
 from gamewallet.worker.build import in_process_worker
 
 
@@ -48,17 +53,23 @@ def create_app(
         return {"status": "ok"}
 
     @get("/readyz", include_in_schema=False)
-    async def readyz() -> dict[str, str]:
-        await services.clients.reload()
-        return {"status": "ready"}
+    async def readyz() -> Response[dict[str, str]]:
+        # Ready = the database answers in time (it is read here, not just pinged).
+        try:
+            await asyncio.wait_for(services.clients.reload(), services.settings.ready_timeout_s)
+        except (StoreError, OSError, TimeoutError):
+            return Response({"status": "unavailable", "reason": "database"}, status_code=503)
+        return Response({"status": "ready"})
 
-    return Litestar(
+    metrics = Metrics(multiprocess_dir=services.settings.metrics_multiprocess_dir)
+    app = Litestar(
         route_handlers=[
             healthz,
             readyz,
             seamless_router(services),
             hrg_router(services),
             jdb_router(services),
+            *build_admin(services, metrics),
         ],
         lifespan=[lifespan],
         request_max_body_size=services.settings.max_body_bytes,
@@ -68,13 +79,35 @@ def create_app(
             description="Seamless wallet, HRG and JDB transfer APIs over one double-entry ledger.",
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="An admin API token (gamewallet admin create-token).",
+                    ),
+                    "SessionCookie": SecurityScheme(
+                        type="apiKey",
+                        name="gw_admin",
+                        security_scheme_in="cookie",
+                        description="A signed-in back-office session; changes also need"
+                        " the X-CSRF-Token header.",
+                    ),
+                }
+            ),
         ),
         debug=False,
+        # Logging is configured once per process (observability.configure_logging), not here.
+        logging_config=None,
     )
+    # Outermost, so that every response (404s and errors too) gets a request id.
+    instrument(app, metrics)
+    return app
 
 
 def app_factory() -> Litestar:
     """The app of one server process, configured from the environment."""
     settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
     store = open_store(settings.database_url, pool_size=settings.db_pool_size)
     return create_app(Services(settings, store), run_worker=settings.worker_in_process)

@@ -7,11 +7,12 @@ public on purpose: never run the demo against a database that holds real money.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from gamewallet.core.errors import ErrorCode, WalletError
 from gamewallet.core.money import parse_amount
-from gamewallet.service import admin
+from gamewallet.service import admin, backoffice
 from gamewallet.service.context import Services
 
 SEAMLESS = {"name": "demo-game", "username": "demo", "password": "demo-pass"}
@@ -23,6 +24,7 @@ JDB = {
     "iv": "fedcba9876543210",
     "currency": "RMB",
 }
+ADMIN = {"user": "admin", "password": "admin-demo"}
 
 
 async def _client(s: Services, new: admin.NewClient) -> Any:
@@ -102,11 +104,23 @@ async def ensure(s: Services) -> dict[str, Any]:
     session, _ = await s.store.run(
         admin.open_session(seamless, "player1", 24 * 3600, s.clock.now_ms())
     )
+    await _admin_user(s)
     return {
         "seamless": {**SEAMLESS, "player": "player1", "token": session.token},
         "hrg": {**HRG, "player": "hrgpl0001"},
         "jdb": {**JDB, "player": "testpl01"},
+        "admin": dict(ADMIN),
     }
+
+
+async def _admin_user(s: Services) -> None:
+    """The demo back-office operator, unless a user of that name exists."""
+    if await s.store.run(backoffice.find_user(ADMIN["user"])) is not None:
+        return
+    digest = await asyncio.to_thread(backoffice.hash_password, ADMIN["password"])
+    await s.store.run(
+        backoffice.create_user(ADMIN["user"], "operator", digest, s.clock.now_ms(), actor="demo")
+    )
 
 
 def instructions(summary: dict[str, Any], port: int) -> str:
@@ -140,9 +154,12 @@ JDB transfer API — dc {jd["dc"]}, parent {jd["parent"]}, AES key {jd["key"]}, 
 player {jd["player"]} (RMB 1000):
 
   ts=$(date +%s%3N)
-  x=$(.venv/bin/python -m gamewallet.protocols.jdb.crypto encrypt --key {jd['key']} \\
-    --iv {jd['iv']} '{{"action":15,"ts":'$ts',"parent":"{jd['parent']}","uid":"{jd['player']}"}}')
+  x=$(.venv/bin/python -m gamewallet.protocols.jdb.crypto encrypt --key {jd["key"]} \\
+    --iv {jd["iv"]} '{{"action":15,"ts":'$ts',"parent":"{jd["parent"]}","uid":"{jd["player"]}"}}')
   curl -s "{base}/apiRequest.do?dc={jd["dc"]}&x=$x"
+
+Back-office — {base}/admin/ (operator {summary["admin"]["user"]} / {summary["admin"]["password"]});
+admin API under {base}/admin/api (make a token: .venv/bin/gamewallet admin create-token NAME).
 
 Check the ledger at any time:  .venv/bin/gamewallet audit
 """

@@ -91,6 +91,24 @@ class Settings:
     game_integration_password: str | None = None
     #: Game side: key of the payment callback signature.
     game_payment_secret: str | None = None
+    #: Back-office: life of a signed-in browser session (absolute, not sliding).
+    admin_session_ttl_s: int = 8 * 3600
+    #: Back-office: send the session cookie with ``Secure`` (set it when served over HTTPS).
+    admin_cookie_secure: bool = False
+    #: Back-office: consecutive failed sign-ins after which a user is locked out for a while.
+    admin_login_failures_max: int = 5
+    admin_login_lockout_s: int = 900
+    #: Back-office: largest page of any list (API and pages).
+    admin_page_size_max: int = 500
+    #: Back-office: most rows one CSV export writes.
+    admin_export_rows_max: int = 100_000
+    #: Back-office: how long dashboard figures and the database gauges of /metrics are reused.
+    admin_cache_s: float = 10.0
+    #: /readyz: how long the database may take to answer before the process is "not ready".
+    ready_timeout_s: float = 2.0
+    #: prometheus-client's multiprocess directory (``PROMETHEUS_MULTIPROC_DIR``): when set,
+    #: /metrics adds up the request metrics of every server process.
+    metrics_multiprocess_dir: str | None = None
     #: Log format: "json" or "console".
     log_format: str = "json"
     log_level: str = "INFO"
@@ -145,6 +163,21 @@ class Settings:
             game_integration_username=e.get("GAMEWALLET_GAME_INTEGRATION_USERNAME") or None,
             game_integration_password=e.get("GAMEWALLET_GAME_INTEGRATION_PASSWORD") or None,
             game_payment_secret=e.get("GAMEWALLET_GAME_PAYMENT_SECRET") or None,
+            admin_session_ttl_s=_int(e, "GAMEWALLET_ADMIN_SESSION_TTL_S", d.admin_session_ttl_s),
+            admin_cookie_secure=e.get("GAMEWALLET_ADMIN_COOKIE_SECURE", "0") in ("1", "true"),
+            admin_login_failures_max=_int(
+                e, "GAMEWALLET_ADMIN_LOGIN_FAILURES_MAX", d.admin_login_failures_max
+            ),
+            admin_login_lockout_s=_int(
+                e, "GAMEWALLET_ADMIN_LOGIN_LOCKOUT_S", d.admin_login_lockout_s
+            ),
+            admin_page_size_max=_int(e, "GAMEWALLET_ADMIN_PAGE_SIZE_MAX", d.admin_page_size_max),
+            admin_export_rows_max=_int(
+                e, "GAMEWALLET_ADMIN_EXPORT_ROWS_MAX", d.admin_export_rows_max
+            ),
+            admin_cache_s=_float(e, "GAMEWALLET_ADMIN_CACHE_S", d.admin_cache_s),
+            ready_timeout_s=_float(e, "GAMEWALLET_READY_TIMEOUT_S", d.ready_timeout_s),
+            metrics_multiprocess_dir=e.get("PROMETHEUS_MULTIPROC_DIR") or None,
             log_format=e.get("GAMEWALLET_LOG_FORMAT", d.log_format),
             log_level=e.get("GAMEWALLET_LOG_LEVEL", d.log_level),
             transfer_attempts_max=_int(

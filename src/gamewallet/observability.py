@@ -1,0 +1,378 @@
+"""Observability: structured JSON logs with a request id, Prometheus metrics, result codes.
+
+Every HTTP request gets a request id (the caller's ``X-Request-ID`` when it is a short,
+plain token, else a new one). It is bound to every log line written while the request runs
+and returned in the ``X-Request-ID`` header of every response, errors and 404s included,
+because :func:`instrument` wraps the whole application, outside its exception handling.
+
+Secrets never reach a log line: :func:`redact` replaces the value of every key that names
+one (authorization, passwords, secrets, tokens, cookies, AES keys and IVs, JDB's ``x``), at
+any depth, and the access line logs the path without its query string.
+
+Metrics are per process by default. When ``PROMETHEUS_MULTIPROC_DIR`` is set before the
+server starts, prometheus-client writes them to files there and ``/metrics`` adds up every
+process's (request counters, latency histograms, requests in progress); gauges read from the
+database are the same whichever process answers, and pool gauges describe that process.
+
+Protocol routes name their result with :func:`set_result_code` (e.g. ``"0000"``, ``"106"``)
+and, where one URL serves many calls (JDB actions), the call with :func:`set_endpoint`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "Metrics",
+    "configure_logging",
+    "gauge_family",
+    "instrument",
+    "protocol_of",
+    "redact",
+    "request_id",
+    "set_endpoint",
+    "set_result_code",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = structlog.get_logger("gamewallet.http")
+
+# --- the call being served -------------------------------------------------------------------
+
+
+@dataclass
+class _Call:
+    """What the routes tell the observer about the request being served (mutable, shared by
+    reference so that a value set in a copied context, e.g. a thread, still arrives)."""
+
+    request_id: str
+    protocol: str
+    endpoint: str | None = None
+    result: str | None = None
+
+
+_CALL: ContextVar[_Call | None] = ContextVar("gamewallet_call", default=None)
+
+
+def set_result_code(code: str | int) -> None:
+    """Name the protocol's result of the request being served (the ``result`` label)."""
+    call = _CALL.get()
+    if call is not None:
+        call.result = str(code)[:16]
+
+
+def set_endpoint(name: str) -> None:
+    """Name the call when the URL does not (JDB: ``action19``); keep the set of names small."""
+    call = _CALL.get()
+    if call is not None:
+        call.endpoint = name[:64]
+
+
+def request_id() -> str | None:
+    """The id of the request being served, if any."""
+    call = _CALL.get()
+    return call.request_id if call is not None else None
+
+
+#: Path prefix → protocol label, first match wins (the wire paths are fixed by the vendors).
+PROTOCOL_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("/wallet/", "seamless"),
+    ("/apiRequest.do", "jdb"),
+    ("/api/", "hrg"),
+    ("/admin", "admin"),
+)
+
+
+def protocol_of(path: str) -> str:
+    """The protocol label of a request path ("other" for health, metrics, schema…)."""
+    for prefix, protocol in PROTOCOL_PREFIXES:
+        if path.startswith(prefix):
+            return protocol
+    return "other"
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if _REQUEST_ID.fullmatch(text) else None
+    return None
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+#: Latency buckets in seconds: wallet calls are milliseconds; the tail is what matters.
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The process's request metrics, in a registry of its own (one per app)."""
+
+    def __init__(self, *, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "gamewallet_requests",
+            "HTTP requests served, by protocol, endpoint and result code.",
+            ("protocol", "endpoint", "result"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "gamewallet_request_duration_seconds",
+            "Time to serve a request, by protocol and endpoint.",
+            ("protocol", "endpoint"),
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.in_progress = Gauge(
+            "gamewallet_requests_in_progress",
+            "Requests being served now, by protocol.",
+            ("protocol",),
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+
+    def observe(self, protocol: str, endpoint: str, result: str, seconds: float) -> None:
+        """Count one finished request."""
+        self.requests.labels(protocol, endpoint, result).inc()
+        self.latency.labels(protocol, endpoint).observe(seconds)
+
+    def render(self, extra: Iterable[Metric] = ()) -> bytes:
+        """The Prometheus text exposition: request metrics (of every process in multiprocess
+        mode) followed by ``extra`` families computed for this scrape."""
+        registry = CollectorRegistry(auto_describe=False)
+        if self.multiprocess_dir:
+            # prometheus-client leaves this constructor unannotated.
+            MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        else:
+            registry.register(_Replay(self.registry.collect))
+        families = list(extra)
+        registry.register(_Replay(lambda: iter(families)))
+        return generate_latest(registry)
+
+
+class _Replay(Collector):
+    """A collector that yields what ``source`` yields (another registry, or fixed families)."""
+
+    def __init__(self, source: Callable[[], Iterable[Metric]]) -> None:
+        self.source = source
+
+    def collect(self) -> Iterable[Metric]:
+        return self.source()
+
+
+def gauge_family(
+    name: str,
+    documentation: str,
+    samples: Mapping[tuple[str, ...], float],
+    label_names: tuple[str, ...] = (),
+) -> GaugeMetricFamily:
+    """A gauge family for one scrape: a value per tuple of label values (``()`` = none)."""
+    family = GaugeMetricFamily(name, documentation, labels=label_names)
+    for label_values, value in samples.items():
+        family.add_metric(list(label_values), value)
+    return family
+
+
+# --- the ASGI wrapper ------------------------------------------------------------------------
+
+
+class _Observer:
+    """Wraps an ASGI app: request id, X-Request-ID header, metrics, and one access line."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _incoming_request_id(scope) or uuid.uuid4().hex
+        path: str = scope.get("path", "")
+        call = _Call(rid, protocol_of(path))
+        token = _CALL.set(call)
+        header = (b"x-request-id", rid.encode("ascii"))
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != header[0]]
+                message = {**message, "headers": [*headers, header]}
+            await send(message)
+
+        in_progress = self.metrics.in_progress.labels(call.protocol)
+        in_progress.inc()
+        started = time.perf_counter()
+        try:
+            with structlog.contextvars.bound_contextvars(request_id=rid):
+                try:
+                    await self.app(scope, receive, send_with_id)
+                finally:
+                    seconds = time.perf_counter() - started
+                    endpoint = call.endpoint or scope.get("path_template") or "unmatched"
+                    result = call.result or str(status)
+                    self.metrics.observe(call.protocol, endpoint, result, seconds)
+                    log.info(
+                        "request",
+                        method=scope.get("method"),
+                        path=path,  # never the query string: JDB's payload travels there
+                        status=status,
+                        protocol=call.protocol,
+                        endpoint=endpoint,
+                        result=result,
+                        duration_ms=round(seconds * 1000, 3),
+                        peer=(scope.get("client") or ("", 0))[0],
+                    )
+        finally:
+            in_progress.dec()
+            _CALL.reset(token)
+
+
+def instrument(app: Any, metrics: Metrics) -> None:
+    """Wrap a Litestar app's request handling (outside its exception handlers, so 404s and
+    errors get a request id too) with the observer."""
+    app.asgi_handler = _Observer(app.asgi_handler, metrics)
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+#: Keys whose values are secrets (compared lower-case, ``-`` read as ``_``).
+SECRET_KEYS = frozenset(
+    {
+        "authorization",
+        "proxy_authorization",
+        "cookie",
+        "set_cookie",
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "x",  # JDB: the encrypted payload
+        "key",
+        "iv",
+        "aes_key",
+        "aes_iv",
+        "csrf",
+        "session",
+    }
+)
+SECRET_SUFFIXES = ("_password", "_secret", "_token", "_key", "_iv", "_cookie")
+REDACTED = "[redacted]"
+_MAX_DEPTH = 5
+
+
+def _is_secret(key: object) -> bool:
+    if not isinstance(key, str):
+        return False
+    name = key.lower().replace("-", "_")
+    return name in SECRET_KEYS or name.endswith(SECRET_SUFFIXES)
+
+
+def _scrub(value: Any, depth: int) -> Any:
+    if depth >= _MAX_DEPTH:
+        return value
+    if isinstance(value, Mapping):
+        return {k: REDACTED if _is_secret(k) else _scrub(v, depth + 1) for k, v in value.items()}
+    if (
+        isinstance(value, list | tuple)
+        and value
+        and all(isinstance(item, tuple) and len(item) == 2 for item in value)
+    ):
+        # Header lists: [(name, value), ...]
+        return [
+            (k, REDACTED if _is_secret(k.decode() if isinstance(k, bytes) else k) else v)
+            for k, v in value
+        ]
+    return value
+
+
+def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: replace the value of every secret-named key, at any depth."""
+    for key in list(event):
+        if key == "event":
+            continue
+        event[key] = REDACTED if _is_secret(key) else _scrub(event[key], 0)
+    return event
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """Send structlog and the standard library's loggers (uvicorn's included) to stdout, one
+    JSON object per line (``fmt="console"`` for people), with the request id when there is
+    one and every secret redacted. Call once per process, before serving."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact,
+    ]
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if fmt == "console"
+        else structlog.processors.JSONRenderer(sort_keys=True)
+    )
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.processors.format_exc_info,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level.upper())
+    # uvicorn installs its own handlers at start-up: route its lines through ours instead.
+    for name in ("uvicorn", "uvicorn.error", "litestar"):
+        named = logging.getLogger(name)
+        named.handlers = []
+        named.propagate = True
+    # uvicorn's access line would carry query strings (JDB's payload travels there); the
+    # observer writes its own access line without them.
+    logging.getLogger("uvicorn.access").disabled = True
