@@ -1,17 +1,22 @@
 """Fixtures for protocol tests: a started ``Services`` on SQLite or PostgreSQL, and an
 in-process HTTP client of the full ASGI app.
 
-``services`` is parametrized over the real stores, so every golden case runs on both
-SQLite and PostgreSQL. Time is a :class:`FakeClock` the test moves by hand.
+``database_url`` is resolved in a plain (sync) fixture, because ``pg_url`` drives an event
+loop of its own and cannot be resolved inside an async fixture; its postgres parameter
+carries the ``postgres`` marker so the run's PostgreSQL count includes it. ``http`` sends
+requests through httpx's ASGI transport on the test's own event loop, so an asyncpg pool
+made on that loop works and ``asyncio.gather`` over the client is real concurrency. Time is
+a :class:`FakeClock` the test moves by hand.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 
 from gamewallet.app import create_app
 from gamewallet.service.common import FakeClock
@@ -26,18 +31,22 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def services(
-    request: pytest.FixtureRequest, tmp_path: object, clock: FakeClock
-) -> AsyncIterator[Services]:
-    """Started services on a fresh database of each real store."""
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of each real store (not yet migrated for PostgreSQL)."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/gw.db"
-    else:
-        url = request.getfixturevalue("pg_url")
-        await asyncio.to_thread(migrate.upgrade, url)
-    settings = Settings(database_url=url, client_cache_ttl_s=0.0)
-    svc = Services(settings, open_store(url), clock)
+        return f"sqlite:///{tmp_path}/gw.db"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+async def services(database_url: str, clock: FakeClock) -> AsyncIterator[Services]:
+    """Started services on ``database_url`` (migrated first)."""
+    if database_url.startswith("postgresql"):
+        await asyncio.to_thread(migrate.upgrade, database_url)
+    settings = Settings(database_url=database_url, client_cache_ttl_s=0.0)
+    svc = Services(settings, open_store(database_url), clock)
     await svc.start()
     try:
         yield svc
@@ -46,8 +55,9 @@ async def services(
 
 
 @pytest.fixture
-async def http(services: Services) -> AsyncIterator[AsyncTestClient[object]]:
-    """An in-process HTTP client of the whole app (the store is already started)."""
+async def http(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process HTTP client of the whole app, on the test's event loop."""
     app = create_app(services, manage_store=False)
-    async with AsyncTestClient(app=app) as client:  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
