@@ -20,7 +20,7 @@ from typing import Any
 from gamewallet.core.errors import ErrorCode, WalletError
 from gamewallet.core.money import MAX_MINOR
 from gamewallet.core.states import TABLE, Call, Effect, OpState, transition
-from gamewallet.service import admin
+from gamewallet.service import admin, fastpath
 from gamewallet.service.common import NS_PAYMENT, NS_WIRE, fingerprint, move
 from gamewallet.store import ops
 from gamewallet.store.port import UseCase, do
@@ -176,6 +176,28 @@ def call_fingerprint(call: WalletCall, player_id: int) -> str:
 
 
 def wallet_call(call: WalletCall, now_ms: int, retention_s: int, render: Render) -> UseCase[bytes]:
+    """:func:`_wallet_call`, offered to the store with its single-statement form as well
+    (:mod:`gamewallet.service.fastpath`; the PostgreSQL store runs it in one round trip)."""
+    limits: tuple[int, int] | None = None
+    try:
+        known = limits_of(call.client)
+        limits = (known.max_amount_minor, known.max_balance_minor)
+    except AssertionError:  # a bad config: the generic path refuses it where it matters
+        pass
+    return fastpath.seamless_offer(
+        _wallet_call(call, now_ms, retention_s, render),
+        client=call.client, endpoint=call.endpoint, kind=call.kind, call=call.call.value,
+        token=call.token, ext_id=call.ext_id, amount_minor=call.amount_minor,
+        currency=call.currency, now_ms=now_ms, retention_s=retention_s, limits=limits,
+        note=_note(call),
+        render_balance=lambda balance, currency: render(Outcome(call.ext_id, balance, currency)),
+        fingerprint_of=lambda player_id: call_fingerprint(call, player_id),
+    )
+
+
+def _wallet_call(
+    call: WalletCall, now_ms: int, retention_s: int, render: Render
+) -> UseCase[bytes]:
     """Run one two-phase call and return the response bytes (new, or the stored original).
 
     Precedence (protocols.md 1.5): token 102 → [identical repeat: replay] → 103 (withdraw

@@ -20,7 +20,8 @@ def open_store(url: str, *, pool_size: int = 4) -> Store:
 
         return SqliteStore(url)
     if url.startswith(("postgresql://", "postgres://")):
-        from gamewallet.store.postgres import PostgresStore
+        # PostgresStore plus the one-round-trip fast path (migration 0005) when present.
+        from gamewallet.store.pg_fastpath import FastPostgresStore
 
-        return PostgresStore(url, max_size=pool_size)
+        return FastPostgresStore(url, max_size=pool_size)
     raise ValueError(f"unsupported database URL: {url.split(':', 1)[0]}:…")

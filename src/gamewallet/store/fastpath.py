@@ -1,0 +1,74 @@
+"""Fast-path offers: a use case that also says what it does as one database request.
+
+A :class:`FastOffer` *is* the generic use case (it forwards every generator method to it), so
+every store can run it unchanged. It also carries a :class:`SeamlessRequest`, the same call as
+plain data, which a store with a single-statement implementation (the PostgreSQL fast path,
+:mod:`gamewallet.store.pg_fastpath`) may execute instead, in one round trip. The two must be
+indistinguishable from outside: same answers, same stored bytes, same ledger.
+
+The request carries templates, not callables, so that the database can produce the exact bytes
+the Python renderer would: the response is ``body_parts`` around the balance text and the
+currency, and the fingerprint is ``sha256(fp_prefix + player_id + fp_suffix)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from gamewallet.store.ops import Op
+from gamewallet.store.port import UseCase
+
+
+@dataclass(frozen=True, slots=True)
+class SeamlessRequest:
+    """One seamless two-phase call as data (see ``service.seamless.WalletCall``)."""
+
+    client_id: int
+    endpoint: str  # also the idempotency scope
+    kind: str  # "withdraw" | "deposit"
+    call: str  # core.states.Call value: "open" | "confirm" | "rollback"
+    token: str
+    ext_id: str
+    amount_minor: int | None
+    currency: str | None
+    now_ms: int
+    retention_ms: int
+    max_amount_minor: int
+    max_balance_minor: int
+    credit_limit_minor: int | None
+    shards: int
+    #: The free text of the call (``_note``): ``{}``, ``{"description": …}`` or ``{"reason": …}``.
+    note: Mapping[str, Any]
+    fp_prefix: str
+    fp_suffix: str
+    #: Three literal parts; the balance text and the currency go between them.
+    body_parts: tuple[bytes, bytes, bytes]
+    #: True when the balance comes before the currency in the response.
+    balance_first: bool
+
+
+class FastOffer(Generator[Op[Any], Any, bytes]):
+    """The generic use case, plus the same call as a :class:`SeamlessRequest`."""
+
+    __slots__ = ("_generic", "request")
+
+    def __init__(self, generic: UseCase[bytes], request: SeamlessRequest) -> None:
+        self._generic = generic
+        self.request = request
+
+    def send(self, value: Any) -> Op[Any]:
+        return self._generic.send(value)
+
+    def throw(
+        self,
+        typ: Any,
+        val: Any = None,
+        tb: TracebackType | None = None,
+    ) -> Op[Any]:
+        return self._generic.throw(typ, val, tb)
+
+    def close(self) -> None:
+        self._generic.close()

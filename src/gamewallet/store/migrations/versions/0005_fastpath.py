@@ -1,0 +1,312 @@
+"""PostgreSQL fast path: each seamless two-phase call as one SQL function (one round trip).
+
+``gw_seamless_call_v1`` does in one statement what ``service.seamless.wallet_call`` does in a
+use-case transaction: resolve the token, lock the player row and its accounts, replay a stored
+answer, check 103/104/105/109, claim or find the operation, follow the state table of
+``core.states``, move the money (client account shards as in ``service.common.move``) and store
+the response bytes with their fingerprint. The response is built from a template the caller
+renders in Python (literal byte parts around the balance and the currency), so the stored bytes
+are the Python renderer's bytes. Refusals return a code and change nothing (a claimed row is
+deleted before returning). ``o_status = 'generic'`` means "not handled, nothing written: run the
+generic path". SQLite gets nothing here: it keeps the generic path.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-21
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+# core.money.format_minor at scale 4 with no minimum fraction digits: 51800, 51569.5, -0.25.
+_FORMAT_MINOR = """
+CREATE OR REPLACE FUNCTION gw_format_minor(m bigint) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN m < 0 THEN '-' ELSE '' END
+        || (abs(m) / 10000)::text
+        || CASE WHEN abs(m) % 10000 = 0 THEN ''
+                ELSE '.' || rtrim(lpad((abs(m) % 10000)::text, 4, '0'), '0') END
+$$"""
+
+# Every branch below names the Python it mirrors; tests/integration/test_fastpath_differential.py
+# runs random call sequences through both and compares every answer and balance.
+_SEAMLESS_CALL = """
+CREATE OR REPLACE FUNCTION gw_seamless_call_v1(
+    p_client_id bigint, p_endpoint text, p_kind text, p_call text, p_token text,
+    p_ext_id text, p_amount bigint, p_currency text, p_now_ms bigint, p_retention_ms bigint,
+    p_max_amount bigint, p_max_balance bigint, p_credit_limit bigint, p_shards integer,
+    p_open_detail text, p_tomb_detail text, p_note_member text, p_note_min_key text,
+    p_fp_prefix text, p_fp_suffix text, p_body bytea[], p_balance_first boolean,
+    OUT o_status text, OUT o_code text, OUT o_detail text, OUT o_body bytea)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_s_client bigint; v_s_player bigint; v_s_kind text; v_expires bigint;
+    v_player bigint; v_currency text; v_blocked boolean;
+    v_cash bigint; v_posted bigint; v_held bigint; v_pending bigint;
+    v_fp text; v_st_fp text; v_st_body bytea; v_st_at bigint; v_stored boolean;
+    v_available bigint; v_after bigint;
+    v_op_id bigint; v_op_kind text; v_op_player bigint; v_op_amount bigint;
+    v_op_currency text; v_op_state text; v_op_detail text; v_found boolean;
+    v_effect text; v_next text; v_gets bigint; v_total bigint; v_shard integer;
+    v_client_acct bigint; v_bal text;
+BEGIN
+    o_status := 'error';
+    -- _session_player: 102 unless the token is a session of this client.
+    SELECT client_id, player_id, kind, expires_at_ms
+      INTO v_s_client, v_s_player, v_s_kind, v_expires
+      FROM sessions WHERE token = p_token;
+    IF NOT FOUND OR v_s_client <> p_client_id OR v_s_kind <> 'session' THEN
+        o_code := 'UNKNOWN_TOKEN'; RETURN;
+    END IF;
+    -- GetPlayer(lock=True): the player row and both accounts, locked together (player first).
+    SELECT p.id, p.currency, p.blocked, c.id, c.posted_minor, c.held_minor, c.pending_minor
+      INTO v_player, v_currency, v_blocked, v_cash, v_posted, v_held, v_pending
+      FROM players p
+      JOIN accounts c ON c.owner_kind = 'player' AND c.owner_id = p.id
+                     AND c.currency = p.currency AND c.bucket = 'cash' AND c.shard = 0
+      JOIN accounts f ON f.owner_kind = 'player' AND f.owner_id = p.id
+                     AND f.currency = p.currency AND f.bucket = 'free' AND f.shard = 0
+     WHERE p.id = v_s_player
+       FOR UPDATE OF p, c, f;
+    IF NOT FOUND THEN
+        o_code := 'PLAYER_NOT_FOUND'; RETURN;
+    END IF;
+    -- call_fingerprint: sha256 of the JSON the caller split around the player id.
+    v_fp := encode(sha256(convert_to(p_fp_prefix || v_player::text || p_fp_suffix, 'UTF8')),
+                   'hex');
+    -- _stored_answer: an expired record no longer answers.
+    SELECT fingerprint, response, created_at_ms INTO v_st_fp, v_st_body, v_st_at
+      FROM idempotency WHERE client_id = p_client_id AND scope = p_endpoint AND key = p_ext_id;
+    v_stored := FOUND AND p_now_ms - v_st_at < p_retention_ms;
+    IF v_stored AND v_st_fp = v_fp THEN
+        o_status := 'ok'; o_body := v_st_body; RETURN;
+    END IF;
+    IF p_call = 'open' AND p_kind = 'withdraw' THEN
+        IF v_expires <= p_now_ms THEN o_code := 'SESSION_EXPIRED'; RETURN; END IF;
+        IF v_blocked THEN o_code := 'PLAYER_BLOCKED'; RETURN; END IF;
+    END IF;
+    IF p_currency IS NOT NULL AND p_currency <> v_currency THEN
+        o_code := 'CURRENCY_MISMATCH'; RETURN;
+    END IF;
+    IF v_stored THEN
+        o_code := 'ID_REUSED'; o_detail := 'the same id was answered for other content'; RETURN;
+    END IF;
+    v_available := v_posted - v_held;
+
+    <<apply>>
+    BEGIN
+        IF p_call = 'open' THEN
+            -- Claim the id; the unique key decides between concurrent claims.
+            INSERT INTO operations (client_id, ns, ext_id, kind, player_id, currency,
+                                    amount_minor, free_minor, state, created_at_ms,
+                                    updated_at_ms, detail)
+            VALUES (p_client_id, 'wire', p_ext_id, p_kind, v_player, v_currency, p_amount, 0,
+                    CASE p_kind WHEN 'withdraw' THEN 'held' ELSE 'pending' END,
+                    p_now_ms, p_now_ms, p_open_detail)
+            ON CONFLICT (client_id, ns, ext_id) DO NOTHING
+            RETURNING id INTO v_op_id;
+            IF v_op_id IS NOT NULL THEN
+                -- _open: 111, then 106; a refusal un-claims the id (the rollback's effect).
+                IF p_amount > p_max_amount THEN
+                    DELETE FROM operations WHERE id = v_op_id;
+                    o_code := 'LIMIT_EXCEEDED'; RETURN;
+                END IF;
+                IF p_kind = 'deposit' THEN
+                    IF v_posted + v_pending + p_amount > p_max_balance THEN
+                        DELETE FROM operations WHERE id = v_op_id;
+                        o_code := 'BALANCE_LIMIT_EXCEEDED'; RETURN;
+                    END IF;
+                    UPDATE accounts SET pending_minor = pending_minor + p_amount
+                     WHERE id = v_cash;
+                    v_after := v_available;
+                ELSE
+                    IF v_available < p_amount THEN
+                        DELETE FROM operations WHERE id = v_op_id;
+                        o_code := 'INSUFFICIENT_FUNDS'; RETURN;
+                    END IF;
+                    UPDATE accounts SET held_minor = held_minor + p_amount WHERE id = v_cash;
+                    v_after := v_available - p_amount;
+                END IF;
+                EXIT apply;
+            END IF;
+        END IF;
+        SELECT id, kind, player_id, amount_minor, currency, state, detail
+          INTO v_op_id, v_op_kind, v_op_player, v_op_amount, v_op_currency, v_op_state,
+               v_op_detail
+          FROM operations
+         WHERE client_id = p_client_id AND ns = 'wire' AND ext_id = p_ext_id
+           FOR UPDATE;
+        v_found := FOUND;
+        IF NOT v_found AND p_call = 'rollback' THEN
+            -- (None, ROLLBACK): a tombstone, unless a concurrent call claimed the id first.
+            INSERT INTO operations (client_id, ns, ext_id, kind, player_id, currency,
+                                    amount_minor, free_minor, state, created_at_ms,
+                                    updated_at_ms, detail)
+            VALUES (p_client_id, 'wire', p_ext_id, p_kind, v_player, v_currency, 0, 0,
+                    'rolled_back', p_now_ms, p_now_ms, p_tomb_detail)
+            ON CONFLICT (client_id, ns, ext_id) DO NOTHING
+            RETURNING id INTO v_op_id;
+            IF v_op_id IS NOT NULL THEN
+                v_after := v_available;
+                EXIT apply;
+            END IF;
+            SELECT id, kind, player_id, amount_minor, currency, state, detail
+              INTO v_op_id, v_op_kind, v_op_player, v_op_amount, v_op_currency, v_op_state,
+                   v_op_detail
+              FROM operations
+             WHERE client_id = p_client_id AND ns = 'wire' AND ext_id = p_ext_id
+               FOR UPDATE;
+            v_found := FOUND;
+            IF NOT v_found THEN
+                RAISE EXCEPTION 'gamewallet: a claimed operation id vanished';
+            END IF;
+        END IF;
+        IF v_found THEN
+            -- _check_same
+            IF v_op_kind <> p_kind OR v_op_player <> v_player THEN
+                o_code := 'ID_REUSED'; o_detail := 'the id belongs to another operation';
+                RETURN;
+            END IF;
+            IF p_amount IS NOT NULL
+               AND coalesce((v_op_detail::json -> 'tombstone')::text
+                            NOT IN ('false', 'null', '0', '""', '[]', '{}'), false) IS FALSE
+               AND (v_op_amount <> p_amount OR v_op_currency <> p_currency) THEN
+                o_code := 'ID_REUSED';
+                o_detail := 'amount or currency differs from the original';
+                RETURN;
+            END IF;
+        END IF;
+        -- core.states.TABLE
+        IF NOT v_found THEN
+            IF p_call = 'confirm' THEN o_code := 'NOT_FOUND'; RETURN; END IF;
+            RAISE EXCEPTION 'gamewallet: an unknown id either opens, is refused or is tombstoned';
+        ELSIF v_op_state IN ('held', 'pending') THEN
+            v_effect := CASE p_call WHEN 'open' THEN 'replay' WHEN 'confirm' THEN 'post'
+                                    ELSE 'void' END;
+            v_next := CASE p_call WHEN 'confirm' THEN 'confirmed' ELSE 'rolled_back' END;
+        ELSIF v_op_state = 'confirmed' THEN
+            IF p_call = 'rollback' THEN o_code := 'ALREADY_FINALIZED'; RETURN; END IF;
+            v_effect := 'replay';
+        ELSIF v_op_state = 'rolled_back' THEN
+            IF p_call = 'open' THEN o_code := 'ALREADY_ROLLED_BACK'; RETURN; END IF;
+            IF p_call = 'confirm' THEN o_code := 'ALREADY_FINALIZED'; RETURN; END IF;
+            v_effect := 'replay';
+        ELSIF v_op_state = 'completed' THEN
+            IF p_call <> 'open' THEN o_code := 'ALREADY_FINALIZED'; RETURN; END IF;
+            v_effect := 'replay';
+        ELSE
+            RAISE EXCEPTION 'gamewallet: unknown operation state %', v_op_state;
+        END IF;
+        IF v_effect = 'replay' THEN
+            v_after := v_available;
+            EXIT apply;
+        END IF;
+        -- The note merge below appends one member; anything else is left to the generic path
+        -- (nothing has been written yet).
+        IF p_note_member IS NOT NULL AND EXISTS (
+            SELECT 1 FROM json_object_keys(v_op_detail::json) AS k
+             WHERE k COLLATE "C" >= p_note_min_key COLLATE "C") THEN
+            o_status := 'generic'; RETURN;
+        END IF;
+        IF v_effect = 'post' THEN
+            -- service.common.move: the player gets v_gets, the client's shard the opposite.
+            v_gets := CASE p_kind WHEN 'withdraw' THEN -v_op_amount ELSE v_op_amount END;
+            IF p_credit_limit IS NOT NULL AND v_gets > 0 THEN
+                SELECT coalesce(sum(posted_minor), 0) INTO v_total FROM (
+                    SELECT posted_minor FROM accounts
+                     WHERE owner_kind = 'client' AND owner_id = p_client_id
+                       AND currency = v_currency AND bucket = 'cash'
+                       AND shard >= 0 AND shard < p_shards
+                     ORDER BY shard FOR UPDATE) AS s;
+                IF v_total - v_gets < -p_credit_limit THEN
+                    o_code := 'CREDIT_LIMIT_EXCEEDED'; RETURN;
+                END IF;
+            END IF;
+            v_shard := (v_player % p_shards)::integer;
+            SELECT id INTO v_client_acct FROM accounts
+             WHERE owner_kind = 'client' AND owner_id = p_client_id AND currency = v_currency
+               AND bucket = 'cash' AND shard = v_shard
+               FOR UPDATE;
+            IF NOT FOUND THEN
+                INSERT INTO accounts (owner_kind, owner_id, currency, bucket, shard,
+                                      no_overdraft)
+                VALUES ('client', p_client_id, v_currency, 'cash', v_shard, false)
+                ON CONFLICT (owner_kind, owner_id, currency, bucket, shard) DO NOTHING;
+                SELECT id INTO v_client_acct FROM accounts
+                 WHERE owner_kind = 'client' AND owner_id = p_client_id
+                   AND currency = v_currency AND bucket = 'cash' AND shard = v_shard
+                   FOR UPDATE;
+            END IF;
+            UPDATE accounts
+               SET posted_minor = posted_minor + v_gets,
+                   held_minor = held_minor
+                       - CASE WHEN p_kind = 'withdraw' THEN v_op_amount ELSE 0 END,
+                   pending_minor = pending_minor
+                       - CASE WHEN p_kind = 'deposit' THEN v_op_amount ELSE 0 END
+             WHERE id = v_cash;
+            UPDATE accounts SET posted_minor = posted_minor - v_gets WHERE id = v_client_acct;
+            INSERT INTO postings (operation_id, account_id, currency, amount_minor,
+                                  created_at_ms)
+            VALUES (v_op_id, v_cash, v_currency, v_gets, p_now_ms),
+                   (v_op_id, v_client_acct, v_currency, -v_gets, p_now_ms);
+            v_after := CASE p_kind WHEN 'withdraw' THEN v_available
+                                   ELSE v_available + v_op_amount END;
+        ELSE
+            -- VOID: release the hold or drop the pending credit; nothing is posted.
+            IF p_kind = 'withdraw' THEN
+                UPDATE accounts SET held_minor = held_minor - v_op_amount WHERE id = v_cash;
+                v_after := v_available + v_op_amount;
+            ELSE
+                UPDATE accounts SET pending_minor = pending_minor - v_op_amount
+                 WHERE id = v_cash;
+                v_after := v_available;
+            END IF;
+        END IF;
+        IF p_note_member IS NULL THEN
+            UPDATE operations SET state = v_next, updated_at_ms = p_now_ms WHERE id = v_op_id;
+        ELSE
+            UPDATE operations
+               SET state = v_next, updated_at_ms = p_now_ms,
+                   detail = CASE WHEN v_op_detail = '{}' THEN '{' || p_note_member || '}'
+                                 ELSE left(v_op_detail, -1) || ',' || p_note_member || '}' END
+             WHERE id = v_op_id;
+        END IF;
+    END apply;
+
+    -- Render the answer from the caller's template and store it with the fingerprint.
+    v_bal := gw_format_minor(v_after);
+    o_body := p_body[1]
+        || convert_to(CASE WHEN p_balance_first THEN v_bal ELSE v_currency END, 'UTF8')
+        || p_body[2]
+        || convert_to(CASE WHEN p_balance_first THEN v_currency ELSE v_bal END, 'UTF8')
+        || p_body[3];
+    INSERT INTO idempotency (client_id, scope, key, fingerprint, response, created_at_ms)
+    VALUES (p_client_id, p_endpoint, p_ext_id, v_fp, o_body, p_now_ms)
+    ON CONFLICT (client_id, scope, key) DO NOTHING;
+    o_status := 'ok';
+END
+$$"""
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return  # SQLite keeps the generic path (its writer thread already batches commits)
+    op.execute(_FORMAT_MINOR)
+    op.execute(_SEAMLESS_CALL)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(
+        "DROP FUNCTION IF EXISTS gw_seamless_call_v1(bigint, text, text, text, text, text,"
+        " bigint, text, bigint, bigint, bigint, bigint, bigint, integer, text, text, text,"
+        " text, text, text, bytea[], boolean)"
+    )
+    op.execute("DROP FUNCTION IF EXISTS gw_format_minor(bigint)")

@@ -1,0 +1,140 @@
+"""The PostgreSQL store with its fast path: one round trip per seamless wallet call.
+
+:class:`FastPostgresStore` is :class:`~gamewallet.store.postgres.PostgresStore` plus two things.
+
+1. A :class:`~gamewallet.store.fastpath.FastOffer` is answered by one call of the SQL function
+   ``gw_seamless_call_v1`` (migration 0005), sent outside an explicit transaction: the statement
+   is its own transaction, so BEGIN and COMMIT cost no extra round trips. The function returns
+   ``ok`` + the response bytes, ``error`` + a core error code (nothing changed), or ``generic``
+   (nothing changed; the generic use case then runs as usual). If the function is missing (a
+   database not yet at 0005) every call takes the generic path.
+2. The pool does not run asyncpg's reset query (``RESET ALL; UNLISTEN *; …``) on every release:
+   gamewallet keeps no session state on its connections (no SET, LISTEN, session advisory lock
+   or cursor outlives a use case), so that query was one wasted round trip per call.
+
+Failures are translated exactly as the generic path does: driver errors become StoreError,
+a violated CHECK constraint an AssertionError.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import asyncpg
+
+from gamewallet.core.errors import ErrorCode, WalletError
+from gamewallet.store.fastpath import FastOffer, SeamlessRequest
+from gamewallet.store.port import UseCase
+from gamewallet.store.postgres import _DRIVER_ERRORS, PostgresStore, _store_error
+
+T = TypeVar("T")
+
+#: Name of the function this code speaks to; a new signature gets a new name.
+FUNCTION = "gw_seamless_call_v1"
+_CALL = """
+SELECT o_status, o_code, o_detail, o_body FROM gw_seamless_call_v1(
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+    $21, $22)"""
+_AVAILABLE = "SELECT to_regproc($1) IS NOT NULL"
+
+
+def _json(value: Mapping[str, Any]) -> str:
+    """Canonical JSON of a detail, byte for byte what PostgresStore writes."""
+    return json.dumps(dict(value), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def call_arguments(r: SeamlessRequest) -> tuple[Any, ...]:
+    """The 22 arguments of ``gw_seamless_call_v1`` for ``r`` (also used by the benchmarks)."""
+    note = dict(r.note)
+    member = _json(note)[1:-1] if note else None
+    return (
+        r.client_id,
+        r.endpoint,
+        r.kind,
+        r.call,
+        r.token,
+        r.ext_id,
+        r.amount_minor,
+        r.currency,
+        r.now_ms,
+        r.retention_ms,
+        r.max_amount_minor,
+        r.max_balance_minor,
+        r.credit_limit_minor,
+        r.shards,
+        _json(note),
+        _json({"tombstone": True, **note}),
+        member,
+        min(note) if note else None,
+        r.fp_prefix,
+        r.fp_suffix,
+        list(r.body_parts),
+        r.balance_first,
+    )
+
+
+async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
+    """Pool release hook: nothing to reset (see the module docstring)."""
+    del conn
+
+
+class FastPostgresStore(PostgresStore):
+    """PostgresStore that runs seamless two-phase calls as one SQL function call."""
+
+    def __init__(self, url: str, *, fastpath: bool = True, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self.fastpath_wanted = fastpath
+        #: True once start() found the function in the database.
+        self.fastpath = False
+
+    def __repr__(self) -> str:  # never show the URL: it may hold a password
+        return f"<FastPostgresStore max_size={self.max_size} fastpath={self.fastpath}>"
+
+    async def start(self) -> None:
+        """Open the pool (without the per-release reset) and look for the fast-path function."""
+        if self._pool is not None:
+            return
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=self.min_size,
+                max_size=self.max_size,
+                command_timeout=self.command_timeout_s,
+                timeout=self.command_timeout_s,  # connecting
+                server_settings={"application_name": "gamewallet"},
+                reset=_keep_session,
+            )
+            available = await self._pool.fetchval(_AVAILABLE, FUNCTION)
+        except _DRIVER_ERRORS as exc:
+            raise _store_error(exc) from exc
+        self.fastpath = bool(available) and self.fastpath_wanted
+
+    async def run(self, use_case: UseCase[T]) -> T:
+        """Run ``use_case``: in one statement when it is a fast offer, else as PostgresStore."""
+        offer = use_case if isinstance(use_case, FastOffer) else None
+        pool = self._pool
+        if offer is None or not self.fastpath or pool is None:
+            return await super().run(use_case)
+        try:
+            async with pool.acquire(timeout=self.command_timeout_s) as conn:
+                row = await conn.fetchrow(_CALL, *call_arguments(offer.request))
+        except asyncpg.CheckViolationError as exc:
+            use_case.close()
+            raise AssertionError(
+                f"the database refused a broken invariant ({exc.constraint_name})"
+            ) from exc
+        except _DRIVER_ERRORS as exc:
+            use_case.close()
+            raise _store_error(exc) from exc
+        assert row is not None
+        status = row["o_status"]
+        if status == "generic":
+            return await super().run(use_case)
+        use_case.close()
+        if status == "error":
+            raise WalletError(ErrorCode[row["o_code"]], row["o_detail"])
+        assert status == "ok", f"unknown fast-path status {status!r}"
+        body: T = bytes(row["o_body"])  # type: ignore[assignment]  # a FastOffer returns bytes
+        return body
