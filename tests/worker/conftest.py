@@ -7,15 +7,11 @@ the game's tables are never the wallet's. Time is one :class:`FakeClock` both si
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
-from tests.worker.support import Wallet, make_wallet
+from tests.worker.support import Wallet, extra_database, make_wallet
 
 from gamewallet.service.common import FakeClock
 from gamewallet.store import migrate, open_store
@@ -45,21 +41,6 @@ def wallet_db(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
     return url
 
 
-def _admin(url: str, statement: str) -> None:
-    async def run() -> None:
-        connection = await asyncpg.connect(url, timeout=10)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(run())
-    finally:
-        loop.close()
-
-
 @pytest.fixture
 def game_db(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """A migrated, empty database for the game side (never the wallet's)."""
@@ -67,14 +48,16 @@ def game_db(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Ite
         yield f"sqlite:///{tmp_path}/game.db"
         return
     admin_url: str = request.getfixturevalue("pg_admin_url")
-    name = f"gw_game_{uuid.uuid4().hex}"
-    _admin(admin_url, f'CREATE DATABASE "{name}"')
-    try:
-        url = urlunsplit(urlsplit(admin_url)._replace(path="/" + name))
-        migrate.upgrade(url)
+    with extra_database(admin_url) as url:
         yield url
-    finally:
-        _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Count the PostgreSQL half of ``db_kind`` as PostgreSQL tests (see tests/conftest.py)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("db_kind") == "postgres":
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture

@@ -7,8 +7,13 @@ through :meth:`Wallet.transport` (no socket is opened).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -35,6 +40,37 @@ WALLET_PASSWORD_AT_GAME = "wallet-secret"
 PAYMENT_SECRET = "MKiLHWZvGPTq2258"  # the vendor's example key
 START_MINOR = 1000_0000  # 1000.00 at scale 4
 SESSION_TTL_S = 4 * 3600
+
+
+def _admin(url: str, statement: str) -> None:
+    async def run() -> None:
+        connection = await asyncpg.connect(url, timeout=10)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    # A private loop: this runs from sync fixtures, outside the test's own loop.
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(run())
+    finally:
+        loop.close()
+
+
+@contextlib.contextmanager
+def extra_database(admin_url: str) -> Iterator[str]:
+    """A new, migrated PostgreSQL database on the server of ``admin_url``; dropped after."""
+    from gamewallet.store import migrate
+
+    name = f"gw_extra_{uuid.uuid4().hex}"
+    _admin(admin_url, f'CREATE DATABASE "{name}"')
+    try:
+        url = urlunsplit(urlsplit(admin_url)._replace(path="/" + name))
+        migrate.upgrade(url)
+        yield url
+    finally:
+        _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def asgi(app: Litestar) -> httpx.ASGITransport:

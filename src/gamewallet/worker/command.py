@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 
 import click
@@ -64,6 +65,10 @@ def worker(ctx: click.Context, once: bool, batch: int | None) -> None:
         check_settings(settings)
     except ValueError as exc:
         raise click.ClickException(f"cannot start the worker: {exc}") from exc
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     result = asyncio.run(_main(settings, once, batch))
     if result is not None:
         click.echo(json.dumps(result, sort_keys=True))

@@ -181,9 +181,12 @@ class Reconciler:
         self.retention_s = retention_s
         self.timeout_s = timeout_s
         self._transport = transport
-        self._game_client = game_client or self._default_game_client
+        self._game_client = game_client
 
-    def _default_game_client(self, client: ClientRecord) -> GameClient:
+    def game_client_for(self, client: ClientRecord) -> GameClient:
+        """The Integration API client of a seamless client (close it after use)."""
+        if self._game_client is not None:
+            return self._game_client(client)
         config = client.config
         url = config.get("integration_url")
         user = config.get("integration_username")
@@ -226,7 +229,7 @@ class Reconciler:
         )
         if not page:
             return 0
-        async with self._game_client(client) as game:
+        async with self.game_client_for(client) as game:
             for operation in page:
                 await self.resolve(client, operation, game)
         return len(page)
