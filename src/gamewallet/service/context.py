@@ -2,8 +2,10 @@
 settings, the installation key and a cache of client credentials.
 
 The client directory caches client rows for ``client_cache_ttl_s`` so that authenticating
-a call costs no database round trip; a miss reloads at once (a new client works
-immediately), and a disabled client stops working within the TTL.
+a call costs no database round trip. A miss reloads at once (a new client works
+immediately), but at most once per ``MISS_RELOAD_INTERVAL_MS``, so unauthenticated callers
+naming unknown clients cannot turn every request into a database read. A disabled client
+stops working within the TTL.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from gamewallet.settings import Settings
 from gamewallet.store import ops
 from gamewallet.store.port import Store, do
 from gamewallet.store.records import ClientRecord
+
+#: Least time between two reloads caused by unknown names.
+MISS_RELOAD_INTERVAL_MS = 1000
 
 
 @dataclass
@@ -46,12 +51,18 @@ class ClientDirectory:
         if self.clock.now_ms() - self._loaded_at_ms > self.ttl_s * 1000:
             await self.reload()
 
+    async def _reload_on_miss(self) -> bool:
+        """Reload after a miss unless one happened very recently; True if reloaded."""
+        if self.clock.now_ms() - self._loaded_at_ms < MISS_RELOAD_INTERVAL_MS:
+            return False
+        await self.reload()
+        return True
+
     async def by_name(self, protocol: str, name: str) -> ClientRecord | None:
         """An enabled client by its name (HRG agentId, JDB dc, seamless name)."""
         await self._fresh()
         client = self._by_name.get((protocol, name))
-        if client is None:
-            await self.reload()
+        if client is None and await self._reload_on_miss():
             client = self._by_name.get((protocol, name))
         return client if client is not None and not client.disabled else None
 
@@ -59,8 +70,7 @@ class ClientDirectory:
         """An enabled client by its Basic-auth user name."""
         await self._fresh()
         client = self._by_username.get((protocol, username))
-        if client is None:
-            await self.reload()
+        if client is None and await self._reload_on_miss():
             client = self._by_username.get((protocol, username))
         return client if client is not None and not client.disabled else None
 
