@@ -46,12 +46,6 @@ class Domain:
     networks: tuple[_Network, ...] | None  # None = every address is allowed
     tz: tzinfo
 
-    @property
-    def currency(self) -> str:
-        """The agent's currency (every JDB client has one)."""
-        assert self.client.currency is not None
-        return self.client.currency
-
 
 def _networks(value: object) -> tuple[_Network, ...] | None:
     if value is None:

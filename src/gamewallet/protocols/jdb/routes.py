@@ -26,8 +26,9 @@ from litestar.enums import HttpMethod, RequestEncodingType
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
+from gamewallet import observability
 from gamewallet.core.errors import WalletError
 from gamewallet.protocols.jdb import schemas
 from gamewallet.protocols.jdb.auth import Domain, DomainAuth
@@ -68,7 +69,7 @@ DEFAULT_GAME_URL = "/play?ticket={token}"
 LOGIN_FROM = "WEB"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _TRANSPORT = ("dc", "x", "parent")
 log = structlog.get_logger(__name__)
 
@@ -313,12 +314,15 @@ async def _transport(
 
 
 def _request_id(request: Request[Any, Any, Any]) -> str:
-    """The caller's X-Request-ID when it is sane, else a new one; kept on the request."""
+    """The request's id: the observability layer's (which also sends it back and puts it on
+    every log line), or, when the router runs without it, the caller's or a new one."""
     rid = request.state.get("jdb_rid")
     if isinstance(rid, str):
         return rid
     given = request.headers.get("x-request-id", "")
-    rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    rid = observability.request_id() or (
+        given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    )
     request.state["jdb_rid"] = rid
     return rid
 
@@ -326,6 +330,7 @@ def _request_id(request: Request[Any, Any, Any]) -> str:
 def _reply(
     request: Request[Any, Any, Any], body: msgspec.Struct, status_code: int = 200
 ) -> Response[bytes]:
+    observability.set_result_code(body.status if isinstance(body, ErrorResponse) else "0000")
     return Response(
         content=schemas.ENCODER.encode(body),
         media_type="application/json",
@@ -466,9 +471,9 @@ def build_router(services: Services) -> Router:
     )
     async def api_request(
         request: Request[Any, Any, Any],
-        dc: Annotated[str | None, Parameter(query="dc", description="domain code")] = None,
-        x: Annotated[str | None, Parameter(query="x", description="encrypted payload")] = None,
-        parent: Annotated[str | None, Parameter(query="parent", description="agent")] = None,
+        dc: Annotated[str | None, QueryParameter(description="domain code")] = None,
+        x: Annotated[str | None, QueryParameter(description="encrypted payload")] = None,
+        parent: Annotated[str | None, QueryParameter(description="agent")] = None,
     ) -> Response[bytes]:
         _request_id(request)
         fields = await _transport(request, {"dc": dc, "x": x, "parent": parent})
@@ -485,6 +490,7 @@ def build_router(services: Services) -> Router:
         handler = ACTIONS.get(action)
         if handler is None:
             raise JdbError("9007", reason=f"action {action} is not served")
+        observability.set_endpoint(f"action{action}")
         auth.check_parent(domain, payload, fields["parent"])
         reply = await handler(_Context(services, inflight, domain, payload, now_ms))
         return _reply(request, reply)

@@ -185,10 +185,15 @@ def amount(payload: Mapping[str, Any], name: str = "amount", *, signed: bool = T
 
 
 def optional_credit(payload: Mapping[str, Any]) -> int:
-    """Action 12's ``credit_allocated``: absent or 0 means none; else a positive amount."""
+    """Action 12's ``credit_allocated``: absent or zero means none; else a positive amount."""
     value = payload.get("credit_allocated")
-    if value is None or value == "" or (_integer(value) == 0):
+    if value is None or value == "":
         return 0
+    try:
+        if _to_decimal(value) == 0:
+            return 0
+    except AmountError:
+        raise JdbError("8000", reason="credit_allocated is not a number") from None
     return amount(payload, "credit_allocated", signed=False)
 
 
@@ -400,11 +405,3 @@ class BalancesResponse(msgspec.Struct, kw_only=True):
 
     status: str = "0000"
     data: list[UidBalance]
-
-
-class ApiRequest(msgspec.Struct):
-    """The transport parameters of ``apiRequest.do`` (query string, form or JSON body)."""
-
-    dc: str
-    x: str
-    parent: str | None = None
