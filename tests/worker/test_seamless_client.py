@@ -300,3 +300,10 @@ async def test_payment_callback_acknowledgement(
             with pytest.raises(UnexpectedResponse):
                 await send
     assert forms == [b"uid=a+b&ts=1"]
+
+
+async def test_any_2xx_with_the_success_body_is_success() -> None:
+    body = b'{"mmTransactionId":"x","balance":{"amount":10,"currencyCode":"EUR"}}'
+    async with client_of(mock(lambda _: httpx.Response(202, content=body))) as client:
+        result = await client.confirm_withdrawal("t", "x", 1, "EUR")
+    assert result.balance == Balance(10_0000, "EUR")

@@ -372,6 +372,11 @@ async def _send(
     return response.status_code, bytes(body)
 
 
+def _success(status: int) -> bool:
+    """Any 2xx carries an answer to read (the wallet itself always uses 200)."""
+    return 200 <= status < 300
+
+
 def _minor(raw: msgspec.Raw) -> int:
     """Minor units of an answer's JSON number (a balance may be zero or, elsewhere, negative)."""
     try:
@@ -436,7 +441,7 @@ class SeamlessClient:
         status, data = await _send(self._http, request, self._limit)
         if status == httpx.codes.UNAUTHORIZED:
             raise AuthFailed(f"{endpoint}: the wallet refused our credentials (HTTP 401)")
-        if status != httpx.codes.OK:
+        if not _success(status):
             raise UnexpectedResponse(f"{endpoint}: HTTP {status}", status)
         try:
             probe = msgspec.json.decode(data, type=_ErrorProbe)
@@ -610,7 +615,7 @@ class GameClient:
         status, data = await _send(self._http, request, self._limit)
         if status == httpx.codes.UNAUTHORIZED:
             raise AuthFailed(f"{endpoint}: the game refused our credentials (HTTP 401)")
-        if status != httpx.codes.OK:
+        if not _success(status):
             raise UnexpectedResponse(f"{endpoint}: HTTP {status}", status)
         try:
             answer = msgspec.json.decode(data, type=_QueryResponse)
