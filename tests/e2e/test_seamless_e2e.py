@@ -43,7 +43,7 @@ from gamewallet.store.port import Store, do
 GAME_USER, GAME_PASSWORD = "game-user", "game-pass"
 WALLET_AT_GAME, WALLET_AT_GAME_PASSWORD = "wallet", "wallet-at-game-pass"
 PAYMENT_SECRET = "MKiLHWZvGPTq2258"
-RECONCILE_AFTER_S = 8
+RECONCILE_AFTER_S = 10
 DECIDE_WITHIN_S = 4
 HTTP_TIMEOUT_S = 2
 

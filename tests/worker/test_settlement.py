@@ -33,7 +33,7 @@ from gamewallet.clients.settlement import (
 )
 from gamewallet.core.states import OpState
 from gamewallet.service.common import FakeClock
-from gamewallet.store import ops
+from gamewallet.store import open_store, ops
 from gamewallet.store.port import Store, UseCase, do
 from gamewallet.store.records import SettlementRecord
 from gamewallet.worker.runner import Worker
@@ -327,3 +327,33 @@ async def test_final_status(game_store: Store, clock: FakeClock) -> None:
     # What the wallet finally answered wins over the decision.
     await game_store.run(do(ops.UpdateSettlement(undecided.id, {"outcome": "confirmed"})))
     assert await status("withdraw", "w-u") == "CONFIRMED"
+
+
+async def test_the_queue_runs_on_the_memory_store(wallet: Wallet, clock: FakeClock) -> None:
+    """The same SDK and worker over the in-memory store (the game's unit tests use it)."""
+    memory = open_store("memory://")
+    await memory.start()
+    tap = Tap(wallet.transport())
+    client = SeamlessClient(WALLET_BASE, GAME_USER, GAME_PASSWORD, timeout_s=5, transport=tap)
+    sdk = GameWallet(memory, client, clock, decide_within_s=DECIDE_WITHIN_S)
+    worker = Worker(
+        memory,
+        clock,
+        handlers={TOPIC: SettlementDelivery(memory, clock, {DEFAULT_WALLET: client},
+                                            guard_s=DECIDE_WITHIN_S)},
+        schedule=DEFAULT_RETRY_SCHEDULE,
+        batch_size=10,
+        lease_s=60,
+    )  # fmt: skip
+    await sdk.deposit(wallet.token, "m-1", 3_0000, "EUR")
+    await sdk.confirm("m-1")
+    with pytest.raises(InsufficientFunds):
+        await sdk.withdraw(wallet.token, "m-2", START_MINOR * 2, "EUR")
+    report = await worker.deliver_once()
+    assert (report.claimed, report.done) == (2, 2)
+    assert sorted(tap.paths[-2:]) == ["/wallet/confirmDeposit", "/wallet/rollbackWithdrawal"]
+    record = await sdk.record("m-1")
+    assert record is not None
+    assert record.outcome == "confirmed"
+    await client.aclose()
+    await memory.close()
