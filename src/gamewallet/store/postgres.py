@@ -546,6 +546,17 @@ class PostgresStore:
     def __repr__(self) -> str:  # never show the URL: it may hold a password
         return f"<PostgresStore max_size={self.max_size}>"
 
+    def pool_stats(self) -> dict[str, int]:
+        """This process's connections (for /metrics): ``max``, ``open`` and ``in_use``."""
+        pool = self._pool
+        if pool is None:
+            return {"max": self.max_size, "open": 0, "in_use": 0}
+        return {
+            "max": pool.get_max_size(),
+            "open": pool.get_size(),
+            "in_use": pool.get_size() - pool.get_idle_size(),
+        }
+
     @property
     def handled_ops(self) -> frozenset[type[Any]]:
         """Every request type this store answers."""

@@ -105,6 +105,11 @@ class SqliteStore:
             await asyncio.to_thread(self._thread.join)
             self._thread = None
 
+    def pool_stats(self) -> dict[str, int]:
+        """The one connection (for /metrics), and the use cases queued for the writer."""
+        running = int(self._thread is not None)
+        return {"max": 1, "open": running, "queued": self._queue.qsize()}
+
     async def run(self, use_case: UseCase[T]) -> T:
         """Run ``use_case`` on the writer thread in one (group-committed) transaction."""
         if self._thread is None:
