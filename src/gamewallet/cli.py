@@ -22,6 +22,7 @@ from gamewallet.admin.command import admin as admin_command
 from gamewallet.clients.command import simulate as simulate_command
 from gamewallet.core.errors import ErrorCode, WalletError
 from gamewallet.core.money import AmountError, format_minor, parse_amount
+from gamewallet.observability import uvicorn_log_config
 from gamewallet.service import admin
 from gamewallet.service.context import Services
 from gamewallet.settings import Settings
@@ -170,6 +171,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
         access_log=False,
         server_header=False,
         limit_max_requests=None,
+        # uvicorn's own lines (its supervisor's too) as JSON, like the app's.
+        log_config=uvicorn_log_config(settings.log_level, settings.log_format),
     )
 
 

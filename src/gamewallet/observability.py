@@ -54,6 +54,7 @@ __all__ = [
     "request_id",
     "set_endpoint",
     "set_result_code",
+    "uvicorn_log_config",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -328,26 +329,67 @@ def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mutab
     return event
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Send structlog and the standard library's loggers (uvicorn's included) to stdout, one
-    JSON object per line (``fmt="console"`` for people), with the request id when there is
-    one and every secret redacted. Call once per process, before serving."""
-    shared: list[Any] = [
+def _shared_processors() -> list[Any]:
+    """What every line goes through, ours and the standard library's alike."""
+    return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact,
     ]
+
+
+def log_formatter(fmt: str = "json") -> logging.Formatter:
+    """The formatter of every log line: one JSON object (``fmt="console"``: text for people),
+    with the request id when there is one and every secret redacted. Also a ``dictConfig``
+    factory, so that uvicorn's own lines (e.g. of its supervisor process) look the same."""
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=False)
         if fmt == "console"
         else structlog.processors.JSONRenderer(sort_keys=True)
     )
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+
+
+def uvicorn_log_config(level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
+    """A ``log_config`` for uvicorn (``gamewallet serve``; ``--log-config`` takes it as JSON):
+    its lines through :func:`log_formatter`, and no access line of its own (it would carry
+    query strings; the observer writes one without them)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "gamewallet": {"()": "gamewallet.observability.log_formatter", "fmt": fmt},
+        },
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "formatter": "gamewallet",
+                "stream": "ext://sys.stdout",
+            },
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
+            "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+        },
+    }
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """Send structlog and the standard library's loggers (uvicorn's included) to stdout
+    through :func:`log_formatter`. Call once per process, before serving."""
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
-            *shared,
+            *_shared_processors(),
             structlog.processors.format_exc_info,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
@@ -355,16 +397,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-    )
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(formatter)
+    handler.setFormatter(log_formatter(fmt))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())

@@ -132,12 +132,14 @@ def build_api(office: Backoffice) -> Router:
         )
 
     async def _block(
-        request: Request[Any, Any, Any], player_id: int, blocked: bool, data: schemas.BlockIn
+        request: Request[Any, Any, Any],
+        player_id: int,
+        blocked: bool,
+        data: schemas.BlockIn | None,
     ) -> schemas.PlayerOut:
+        reason = data.reason.strip() if data is not None else ""
         player = await store.run(
-            backoffice.set_blocked(
-                player_id, blocked, now_ms(), current(request), reason=data.reason.strip()
-            )
+            backoffice.set_blocked(player_id, blocked, now_ms(), current(request), reason=reason)
         )
         return schemas.player_out(player)
 
@@ -148,7 +150,7 @@ def build_api(office: Backoffice) -> Router:
         status_code=200,
     )
     async def block(
-        request: Request[Any, Any, Any], player_id: int, data: schemas.BlockIn
+        request: Request[Any, Any, Any], player_id: int, data: schemas.BlockIn | None = None
     ) -> schemas.PlayerOut:
         return await _block(request, player_id, True, data)
 
@@ -159,7 +161,7 @@ def build_api(office: Backoffice) -> Router:
         status_code=200,
     )
     async def unblock(
-        request: Request[Any, Any, Any], player_id: int, data: schemas.BlockIn
+        request: Request[Any, Any, Any], player_id: int, data: schemas.BlockIn | None = None
     ) -> schemas.PlayerOut:
         return await _block(request, player_id, False, data)
 
