@@ -111,7 +111,9 @@ def apply_answer(
         token = new_token()
         yield from do(
             ops.InsertSession(
-                SessionRecord(token, client.id, operation.player_id, "session", now_ms, now_ms)
+                SessionRecord(
+                    token, client.id, operation.player_id, seamless.SESSION_KIND, now_ms, now_ms
+                )
             )
         )
         confirming = call is Call.CONFIRM
