@@ -56,8 +56,6 @@ from gamewallet.service.context import Services
 from gamewallet.store.port import StoreError
 
 PATH = "/apiRequest.do"
-#: Action 61 may span at most this long (vendor: 3 months) [decided: 92 days].
-HISTORY_SPAN_MS = 92 * 24 * 3600 * 1000
 #: Action 61 answers at most this many transfers; a window holding more is 8009 (narrow it).
 HISTORY_MAX = 5000
 #: Action 65 lists at most this many players in a game.
@@ -216,12 +214,9 @@ async def _check_transfer(ctx: _Context) -> Reply:
 async def _history(ctx: _Context) -> Reply:
     p, tz = ctx.payload, ctx.domain.tz
     uid = schemas.uid(p)
-    start, end = schemas.date(p, "starttime", tz), schemas.date(p, "endtime", tz)
-    if end < start or end - start > HISTORY_SPAN_MS:
-        raise JdbError("8009", reason="starttime..endtime is reversed or longer than 3 months")
-    # endtime is inclusive to the second: the window ends one second after it.
+    since_ms, until_ms = schemas.window(p, tz)
     views, more = await ctx.services.store.run(
-        jdb.history(ctx.domain.client, uid, start, end + 1000, HISTORY_MAX)
+        jdb.history(ctx.domain.client, uid, since_ms, until_ms, HISTORY_MAX)
     )
     if more:
         raise JdbError("8009", reason=f"more than {HISTORY_MAX} transfers in the window")

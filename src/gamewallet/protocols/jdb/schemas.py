@@ -31,6 +31,8 @@ REMARK_MAX = 15
 NAME_MAX = 50
 #: Action 68 accepts at most this many distinct uids.
 UID_LIST_MAX = 100
+#: Action 61 may span at most this long (vendor: "3 months") [decided: 92 days].
+HISTORY_SPAN_MS = 92 * 24 * 3600 * 1000
 #: Amounts of action 19 (and action 12's credit) carry at most 3 decimal places.
 AMOUNT_PLACES = 3
 
@@ -234,6 +236,16 @@ def date(payload: Mapping[str, Any], name: str, tz: tzinfo) -> int:
         return int(parse_jdb_date(value, tz).timestamp()) * 1000
     except ValueError:
         raise JdbError("8000", reason=f"{name} is not dd-MM-yyyy HH:mm:ss") from None
+
+
+def window(payload: Mapping[str, Any], tz: tzinfo) -> tuple[int, int]:
+    """Action 61's ``starttime``..``endtime`` as ``[since_ms, until_ms)``: both ends are inclusive
+    to the second, so the window ends one second after ``endtime``. Reversed or longer than
+    :data:`HISTORY_SPAN_MS` is 8009."""
+    start, end = date(payload, "starttime", tz), date(payload, "endtime", tz)
+    if end < start or end - start > HISTORY_SPAN_MS:
+        raise JdbError("8009", reason="starttime..endtime is reversed or longer than 3 months")
+    return start, end + 1000
 
 
 def uid_list(payload: Mapping[str, Any]) -> tuple[str, ...]:
