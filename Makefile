@@ -25,7 +25,7 @@ STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 LOCK_FLAGS := --generate-hashes --universal --python-version 3.11 --quiet
 
-.PHONY: help venv run test lint fmt typecheck imports check lock lock-upgrade clean
+.PHONY: help venv run test lint fmt typecheck imports check lock lock-upgrade clean soak soak-long fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -61,6 +61,19 @@ imports: $(STAMP) ## layer rules (import-linter)
 	$(BIN)/lint-imports
 
 check: lint typecheck imports test ## everything CI runs
+
+# Reliability (docs/reliability.md): loopback only, bounded, they stop by themselves. The soak
+# starts its own throwaway PostgreSQL cluster (never the machine's server). SOAK_ARGS="--seed N --keep".
+SOAK_ARGS ?=
+soak: $(STAMP) ## soak: ~75 s of traffic on all protocols under kill -9 and a PostgreSQL crash (~2 min)
+	$(BIN)/python -m soak --profile short $(SOAK_ARGS)
+
+soak-long: $(STAMP) ## the long soak (15 min of traffic), then the long fuzz run; by hand
+	$(BIN)/python -m soak --profile long $(SOAK_ARGS)
+	$(MAKE) fuzz
+
+fuzz: $(STAMP) ## fuzzing: >= 1,000 schemathesis cases per protocol + malformed bodies
+	GAMEWALLET_FUZZ_CASES=1000 $(BIN)/pytest -q tests/fuzz $(PYTEST_ARGS)
 
 # uv keeps the current pins unless asked to upgrade; runtime.lock is constrained to dev.lock so the
 # two always agree on versions.

@@ -1,0 +1,142 @@
+"""The soak's traffic: the simulator's three scenarios, run for a time window instead of a
+fixed number of rounds, and held at the end until the system is calm again.
+
+Each scenario is the simulator's own (:mod:`gamewallet.clients.simulator`), with its model,
+faults and checks, plus three hooks: it tells the soak when its players are set up (faults
+start only then), stops starting rounds when the traffic window closes, and waits for
+*quiet* (every process up and healthy) before it settles leftovers and compares its model
+with the server's final balances. A seamless ``100 Other error`` on a call the game must
+repeat anyway (confirm, rollback, deposit, a balance read) is treated like no answer and
+repeated: it is what the wallet answers while its database restarts, and the vendor's rule is
+to retry such calls until they succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from gamewallet.clients.seamless import OtherError
+from gamewallet.clients.simulator.common import PlayerModel, Report, SimConfig
+from gamewallet.clients.simulator.faults import FaultSlot
+from gamewallet.clients.simulator.seamless import SeamlessSimulation
+from gamewallet.clients.simulator.transfer import HrgSimulation, JdbSimulation
+
+T = TypeVar("T")
+
+#: How long a seamless call refused with 100 is retried before it counts as unanswered.
+OTHER_ERROR_RETRY_S = 60.0
+OTHER_ERROR_PAUSE_S = 0.25
+
+
+@dataclass
+class Phases:
+    """What the soak and its scenarios tell each other."""
+
+    expected: int
+    ready_count: int = 0
+    all_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    traffic_over: asyncio.Event = field(default_factory=asyncio.Event)
+    quiet: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def ready(self) -> None:
+        """One scenario has its players."""
+        self.ready_count += 1
+        if self.ready_count >= self.expected:
+            self.all_ready.set()
+
+
+class SoakSeamless(SeamlessSimulation):
+    """The seamless scenario under the soak's phases."""
+
+    def __init__(self, config: SimConfig, report: Report, phases: Phases) -> None:
+        super().__init__(config, report)
+        self.phases = phases
+        self.other_error_retries = 0
+
+    async def setup(self) -> list[PlayerModel]:
+        players = await super().setup()
+        self.phases.ready()
+        return players
+
+    async def round(self, player: PlayerModel) -> None:
+        if not self.phases.traffic_over.is_set():
+            await super().round(player)
+
+    async def until_answered(self, call: Callable[[], Awaitable[T]], slot: FaultSlot | None) -> T:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + OTHER_ERROR_RETRY_S
+        while True:
+            try:
+                return await super().until_answered(call, slot)
+            except OtherError:
+                if loop.time() > deadline:
+                    raise
+                self.other_error_retries += 1
+                slot = None
+                await asyncio.sleep(OTHER_ERROR_PAUSE_S)
+
+    async def final_check(self) -> None:
+        await self.phases.quiet.wait()
+        await super().final_check()
+
+
+class SoakHrg(HrgSimulation):
+    """The HRG scenario under the soak's phases."""
+
+    def __init__(self, config: SimConfig, report: Report, phases: Phases) -> None:
+        super().__init__(config, report)
+        self.phases = phases
+
+    async def setup(self) -> list[PlayerModel]:
+        players = await super().setup()
+        self.phases.ready()
+        return players
+
+    async def round(self, player: PlayerModel) -> None:
+        if not self.phases.traffic_over.is_set():
+            await super().round(player)
+
+    async def settle_leftovers(self) -> None:
+        await self.phases.quiet.wait()
+        await super().settle_leftovers()
+
+
+class SoakJdb(JdbSimulation):
+    """The JDB scenario under the soak's phases."""
+
+    def __init__(self, config: SimConfig, report: Report, phases: Phases) -> None:
+        super().__init__(config, report)
+        self.phases = phases
+
+    async def setup(self) -> list[PlayerModel]:
+        players = await super().setup()
+        self.phases.ready()
+        return players
+
+    async def round(self, player: PlayerModel) -> None:
+        if not self.phases.traffic_over.is_set():
+            await super().round(player)
+
+    async def settle_leftovers(self) -> None:
+        await self.phases.quiet.wait()
+        await super().settle_leftovers()
+
+
+async def run_scenario(scenario: SoakSeamless | SoakHrg | SoakJdb, deadline_s: float) -> Report:
+    """Run one scenario to its end (or its deadline) and return its report."""
+    report = scenario.report
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        async with asyncio.timeout(deadline_s):
+            await scenario.run()
+    except TimeoutError:
+        report.error = f"the scenario did not finish within {deadline_s:g} s"
+    except Exception as exc:  # noqa: BLE001 - the soak reports whatever stopped a scenario
+        report.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        report.duration_s = loop.time() - started
+    return report
