@@ -21,13 +21,15 @@ import structlog
 from litestar import Request, Response, Router, post
 from litestar.datastructures import State
 from litestar.dto import MsgspecDTO
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Operation, Reference, Schema
+from litestar.params import JSONBody
 from litestar.typing import FieldDefinition
 
 from gamewallet.core.errors import WalletError
 from gamewallet.core.states import Call
+from gamewallet.observability import request_id, set_result_code
 from gamewallet.protocols.seamless import schemas
 from gamewallet.protocols.seamless.auth import Ignored, Unauthorized, authenticate
 from gamewallet.protocols.seamless.errors import (
@@ -137,8 +139,15 @@ def _opening(
     minor, _ = schemas.amount_minor(data.amount.amount)
     description = schemas.text(data.tx_description, "txDescription")
     return seamless.WalletCall(
-        client, endpoint, kind, Call.OPEN, data.token, data.mm_transaction_id, minor,
-        data.amount.currency_code, description,
+        client,
+        endpoint,
+        kind,
+        Call.OPEN,
+        data.token,
+        data.mm_transaction_id,
+        minor,
+        data.amount.currency_code,
+        description,
     )
 
 
@@ -147,7 +156,13 @@ def _confirming(
 ) -> seamless.WalletCall:
     minor, _ = schemas.amount_minor(data.amount.amount)
     return seamless.WalletCall(
-        client, endpoint, kind, Call.CONFIRM, data.token, data.mm_transaction_id, minor,
+        client,
+        endpoint,
+        kind,
+        Call.CONFIRM,
+        data.token,
+        data.mm_transaction_id,
+        minor,
         data.amount.currency_code,
     )
 
@@ -171,9 +186,11 @@ async def _drop_connection(request: Request[Any, Any, State]) -> bool:
     """
     cycle: Any = getattr(request.receive, "__self__", None)
     transport = getattr(cycle, "transport", None)
-    if not isinstance(transport, asyncio.BaseTransport) or not hasattr(cycle, "disconnected"):
+    # Duck-typed: uvloop's transports are not asyncio.BaseTransport subclasses.
+    close = getattr(transport, "close", None)
+    if not callable(close) or not isinstance(getattr(cycle, "disconnected", None), bool):
         return False
-    transport.close()
+    close()
     for _ in range(_DROP_TURNS_MAX):
         if cycle.disconnected:
             return True
@@ -181,9 +198,16 @@ async def _drop_connection(request: Request[Any, Any, State]) -> bool:
     return bool(cycle.disconnected)
 
 
+def _refusal(code: int, detail: str | None = None, *, status: int = 200) -> Response[bytes]:
+    """An Error Response Body, with the code named for the request's metrics and log line."""
+    set_result_code(code)
+    return Response(error_body(code, detail), media_type=JSON, status_code=status)
+
+
 def _on_error(request: Request[Any, Any, State], exc: Exception) -> Response[bytes]:
     """Every failure of this router, in the seamless envelope."""
     if isinstance(exc, Unauthorized):
+        set_result_code(401)
         return Response(
             b"",
             status_code=401,
@@ -193,33 +217,29 @@ def _on_error(request: Request[Any, Any, State], exc: Exception) -> Response[byt
     if isinstance(exc, Ignored):
         # Only reached when the connection could not be dropped (or the server already saw it
         # go): an empty 403, which a dropped connection never sends.
+        set_result_code("ignored")
         return Response(b"", status_code=403, media_type="text/plain")
     if isinstance(exc, schemas.InvalidRequest):
-        return _json(error_body(INVALID_REQUEST, exc.reason))
+        return _refusal(INVALID_REQUEST, exc.reason)
     if isinstance(exc, WalletError):
-        code = for_core(exc.code)
         detail = exc.detail if exc.detail != exc.code.value else None
-        return _json(error_body(code, detail))
+        return _refusal(for_core(exc.code), detail)
+    if isinstance(exc, ValidationException):
+        # Our DTO decodes every non-empty body itself; Litestar only refuses an empty one.
+        return _refusal(INVALID_REQUEST, "the body is empty")
     if isinstance(exc, HTTPException) and exc.status_code == 413:
-        return Response(
-            error_body(INVALID_REQUEST, "request body too large"),
-            media_type=JSON,
-            status_code=413,
-        )
+        return _refusal(INVALID_REQUEST, "request body too large", status=413)
     if isinstance(exc, HTTPException) and exc.status_code < 500:
-        return Response(
-            error_body(INVALID_REQUEST, str(exc.detail)), media_type=JSON,
-            status_code=exc.status_code,
-        )
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        return _refusal(INVALID_REQUEST, str(exc.detail), status=exc.status_code)
+    rid = request_id() or uuid.uuid4().hex
     log.error(
         "seamless call failed",
-        request_id=request_id,
+        request_id=rid,
         path=request.url.path,
         error=type(exc).__name__,
         exc_info=exc,
     )
-    return _json(error_body(OTHER_ERROR, f"request id {request_id[:64]}"))
+    return _refusal(OTHER_ERROR, f"request id {rid}")
 
 
 def build_router(services: Services) -> Router:
@@ -236,8 +256,12 @@ def build_router(services: Services) -> Router:
             )
         except Ignored as exc:
             dropped = await _drop_connection(request)
-            log.warning("seamless call from a address not allowed", client=exc.client,
-                        address=str(exc.address), dropped=dropped)
+            log.warning(
+                "seamless call from an address not allowed",
+                client=exc.client,
+                address=str(exc.address),
+                dropped=dropped,
+            )
             raise
         request.state[_CLIENT_KEY] = client
 
@@ -261,7 +285,7 @@ def build_router(services: Services) -> Router:
         operation_class=_Operation,
     )
     async def verify_session(
-        request: Request[Any, Any, State], data: schemas.SeamlessTokenRequest
+        request: Request[Any, Any, State], data: JSONBody[schemas.SeamlessTokenRequest]
     ) -> Response[bytes]:
         """Check a live session token; answer the player, its currency and available balance
         (102 unknown token, 103 expired)."""
@@ -284,7 +308,7 @@ def build_router(services: Services) -> Router:
         operation_class=_Operation,
     )
     async def get_balance(
-        request: Request[Any, Any, State], data: schemas.SeamlessTokenRequest
+        request: Request[Any, Any, State], data: JSONBody[schemas.SeamlessTokenRequest]
     ) -> Response[bytes]:
         """The available balance (posted − held) of a live session's player."""
         player = await services.store.run(
@@ -305,7 +329,7 @@ def build_router(services: Services) -> Router:
         operation_class=_Operation,
     )
     async def withdraw(
-        request: Request[Any, Any, State], data: schemas.SeamlessOpenRequest
+        request: Request[Any, Any, State], data: JSONBody[schemas.SeamlessOpenRequest]
     ) -> Response[bytes]:
         """Place a hold: the available balance drops at once; confirmWithdrawal posts it,
         rollbackWithdrawal voids it. Needs a live session and an unblocked player."""
@@ -322,7 +346,7 @@ def build_router(services: Services) -> Router:
         operation_class=_Operation,
     )
     async def confirm_withdrawal(
-        request: Request[Any, Any, State], data: schemas.SeamlessConfirmRequest
+        request: Request[Any, Any, State], data: JSONBody[schemas.SeamlessConfirmRequest]
     ) -> Response[bytes]:
         """Post a held withdrawal (same amount and currency as the withdraw, else 109)."""
         client = _client(request)
@@ -339,14 +363,12 @@ def build_router(services: Services) -> Router:
         operation_class=_Operation,
     )
     async def rollback_withdrawal(
-        request: Request[Any, Any, State], data: schemas.SeamlessRollbackRequest
+        request: Request[Any, Any, State], data: JSONBody[schemas.SeamlessRollbackRequest]
     ) -> Response[bytes]:
         """Void a held withdrawal. An unknown id succeeds and leaves a tombstone, so that a
         late withdraw with that id is refused (110)."""
         client = _client(request)
-        return await run(
-            _rolling_back(client, "rollbackWithdrawal", seamless.KIND_WITHDRAW, data)
-        )
+        return await run(_rolling_back(client, "rollbackWithdrawal", seamless.KIND_WITHDRAW, data))
 
     # --- deposits --------------------------------------------------------------------------
 
@@ -361,7 +383,7 @@ def build_router(services: Services) -> Router:
         operation_class=_Operation,
     )
     async def deposit(
-        request: Request[Any, Any, State], data: schemas.SeamlessOpenRequest
+        request: Request[Any, Any, State], data: JSONBody[schemas.SeamlessOpenRequest]
     ) -> Response[bytes]:
         """Record a pending credit (not spendable until confirmDeposit posts it)."""
         return await run(_opening(_client(request), "deposit", seamless.KIND_DEPOSIT, data))
@@ -377,7 +399,7 @@ def build_router(services: Services) -> Router:
         operation_class=_Operation,
     )
     async def confirm_deposit(
-        request: Request[Any, Any, State], data: schemas.SeamlessConfirmRequest
+        request: Request[Any, Any, State], data: JSONBody[schemas.SeamlessConfirmRequest]
     ) -> Response[bytes]:
         """Post a pending credit (same amount and currency as the deposit, else 109)."""
         client = _client(request)
@@ -394,7 +416,7 @@ def build_router(services: Services) -> Router:
         operation_class=_Operation,
     )
     async def rollback_deposit(
-        request: Request[Any, Any, State], data: schemas.SeamlessRollbackRequest
+        request: Request[Any, Any, State], data: JSONBody[schemas.SeamlessRollbackRequest]
     ) -> Response[bytes]:
         """Drop a pending credit; an unknown id succeeds and leaves a tombstone."""
         client = _client(request)
@@ -413,7 +435,7 @@ def build_router(services: Services) -> Router:
         operation_class=_Operation,
     )
     async def payment_initiate(
-        request: Request[Any, Any, State], data: schemas.SeamlessPaymentRequest
+        request: Request[Any, Any, State], data: JSONBody[schemas.SeamlessPaymentRequest]
     ) -> Response[bytes]:
         """Debit the player once per cpOrderId and queue the signed payment callback to the
         game. A repeat returns the original answer; other content with the same cpOrderId
@@ -443,8 +465,15 @@ def build_router(services: Services) -> Router:
             }
 
         payment = seamless.Payment(
-            client, data.token, data.cp_order_id, data.server_id, data.product_id, minor,
-            price_text, data.ext_params, callback,
+            client,
+            data.token,
+            data.cp_order_id,
+            data.server_id,
+            data.product_id,
+            minor,
+            price_text,
+            data.ext_params,
+            callback,
         )
         body = await services.store.run(
             seamless.initiate_payment(

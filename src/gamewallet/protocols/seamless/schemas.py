@@ -169,6 +169,8 @@ def decode(body: bytes, kind: type[T]) -> T:
         value: T = decoder.decode(body)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         raise InvalidRequest(str(exc)) from exc
+    except UnicodeDecodeError as exc:  # msgspec's answer to invalid UTF-8 inside a string
+        raise InvalidRequest("the body is not valid UTF-8") from exc
     return value
 
 
