@@ -3,6 +3,7 @@
 #   make run     start the server on the embedded SQLite default, with demo data
 #   make test    run the test suite (PYTEST_ARGS="-k foo -x" to narrow it)
 #   make check   lint + typecheck + imports + test: what CI runs
+#   make bench   the load benchmark (benchmarks/README.md)
 #
 # Every target bootstraps .venv first from the hash-pinned requirements/dev.lock (re-installed
 # when the lock or pyproject.toml changes). `make lock` regenerates the locks with uv.
@@ -25,7 +26,7 @@ STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 LOCK_FLAGS := --generate-hashes --universal --python-version 3.11 --quiet
 
-.PHONY: help venv run test lint fmt typecheck imports check lock lock-upgrade clean soak soak-long fuzz
+.PHONY: help venv run test lint fmt typecheck imports check lock lock-upgrade clean bench bench-big soak soak-long fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -74,6 +75,12 @@ soak-long: $(STAMP) ## the long soak (15 min of traffic), then the long fuzz run
 
 fuzz: $(STAMP) ## fuzzing: >= 1,000 schemathesis cases per protocol + malformed bodies
 	GAMEWALLET_FUZZ_CASES=1000 $(BIN)/pytest -q tests/fuzz $(PYTEST_ARGS)
+
+bench: $(STAMP) ## load benchmark on loopback, SQLite + PostgreSQL (BENCH_ARGS=...; ~15 min)
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+bench-big: $(STAMP) ## scenario 7: 1M players, 10M past operations (long: bulk seeding)
+	$(BIN)/python benchmarks/bench.py --big-only $(BENCH_ARGS)
 
 # uv keeps the current pins unless asked to upgrade; runtime.lock is constrained to dev.lock so the
 # two always agree on versions.

@@ -34,6 +34,9 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                 ELSE '.' || rtrim(lpad((abs(m) % 10000)::text, 4, '0'), '0') END
 $$"""
 
+# Parameters compared with indexed text columns carry COLLATE "default": PL/pgSQL gives its
+# parameters the call's input collation, which can differ from the columns' (seen: "C" against
+# a C.UTF-8 database), and the planner then cannot use the unique indexes at all.
 # Every branch below names the Python it mirrors; tests/integration/test_fastpath_differential.py
 # runs random call sequences through both and compares every answer and balance.
 _SEAMLESS_CALL = """
@@ -60,7 +63,7 @@ BEGIN
     -- _session_player: 102 unless the token is a session of this client.
     SELECT client_id, player_id, kind, expires_at_ms
       INTO v_s_client, v_s_player, v_s_kind, v_expires
-      FROM sessions WHERE token = p_token;
+      FROM sessions WHERE token = p_token COLLATE "default";
     IF NOT FOUND OR v_s_client <> p_client_id OR v_s_kind <> 'session' THEN
         o_code := 'UNKNOWN_TOKEN'; RETURN;
     END IF;
@@ -82,7 +85,9 @@ BEGIN
                    'hex');
     -- _stored_answer: an expired record no longer answers.
     SELECT fingerprint, response, created_at_ms INTO v_st_fp, v_st_body, v_st_at
-      FROM idempotency WHERE client_id = p_client_id AND scope = p_endpoint AND key = p_ext_id;
+      FROM idempotency
+     WHERE client_id = p_client_id AND scope = p_endpoint COLLATE "default"
+       AND key = p_ext_id COLLATE "default";
     v_stored := FOUND AND p_now_ms - v_st_at < p_retention_ms;
     IF v_stored AND v_st_fp = v_fp THEN
         o_status := 'ok'; o_body := v_st_body; RETURN;
@@ -140,7 +145,7 @@ BEGIN
           INTO v_op_id, v_op_kind, v_op_player, v_op_amount, v_op_currency, v_op_state,
                v_op_detail
           FROM operations
-         WHERE client_id = p_client_id AND ns = 'wire' AND ext_id = p_ext_id
+         WHERE client_id = p_client_id AND ns = 'wire' AND ext_id = p_ext_id COLLATE "default"
            FOR UPDATE;
         v_found := FOUND;
         IF NOT v_found AND p_call = 'rollback' THEN
@@ -160,7 +165,7 @@ BEGIN
               INTO v_op_id, v_op_kind, v_op_player, v_op_amount, v_op_currency, v_op_state,
                    v_op_detail
               FROM operations
-             WHERE client_id = p_client_id AND ns = 'wire' AND ext_id = p_ext_id
+             WHERE client_id = p_client_id AND ns = 'wire' AND ext_id = p_ext_id COLLATE "default"
                FOR UPDATE;
             v_found := FOUND;
             IF NOT v_found THEN
