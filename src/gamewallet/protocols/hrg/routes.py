@@ -30,6 +30,7 @@ from litestar.params import HeaderParameter, JSONBody
 from litestar.typing import FieldDefinition
 
 from gamewallet.core.errors import WalletError
+from gamewallet.observability import set_result_code
 from gamewallet.protocols.hrg import schemas
 from gamewallet.protocols.hrg.auth import authenticate, caller_address, check_xts
 from gamewallet.protocols.hrg.errors import (
@@ -130,6 +131,7 @@ def _responses(reply: type[msgspec.Struct]) -> dict[int, ResponseSpec]:
 
 
 def _ok(data: msgspec.Struct, reply: Callable[[str, Any], msgspec.Struct]) -> bytes:
+    set_result_code(SUCCESS)  # the result label of the request's metrics and log line
     return msgspec.json.encode(reply(SUCCESS, data))
 
 
@@ -425,6 +427,7 @@ def build_router(services: Services) -> Router:
 
 
 def _error(code: str, detail: str | None = None, *, status: int | None = None) -> Response[bytes]:
+    set_result_code(code)  # the result label of the request's metrics and log line
     headers = {"WWW-Authenticate": 'Basic realm="hrg"'} if code == AUTH_FAILED else None
     return Response(
         content=error_body(code, detail),
