@@ -160,6 +160,15 @@ class SqliteStore:
         conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, executor: _Executor, batch: list[_Job]) -> None:
+        # A caller cancelled before its job started (a client gone, a shutdown) is skipped:
+        # nothing of it runs, and setting a result on its cancelled future would raise here
+        # and kill this thread, leaving every later caller waiting forever.
+        for job in batch:
+            if not job.future.set_running_or_notify_cancel():
+                job.use_case.close()
+        batch = [job for job in batch if job.future.running()]
+        if not batch:
+            return
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
