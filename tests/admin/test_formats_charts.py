@@ -74,6 +74,14 @@ def test_nice_ceilings() -> None:
     ]
 
 
+def test_axes_are_round_and_include_zero() -> None:
+    assert charts.axis(0, 5, whole=True) == (0, 6, 2)
+    assert charts.axis(0, 1, whole=True) == (0, 1, 1)
+    assert charts.axis(-11, 290) == (-100, 300, 100)
+    assert charts.axis(0.1, 0.3) == pytest.approx((0, 0.3, 0.1))
+    assert charts.axis(0, 0) == (0, 1, 0.5)
+
+
 def test_a_line_chart_is_accessible_escaped_svg_with_its_figures() -> None:
     chart = charts.line_chart(
         "c1",

@@ -43,6 +43,8 @@ class Chart:
     headers: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
     empty: bool = False
+    #: The same chart drawn for narrow screens (pages show one or the other with CSS).
+    narrow: Markup | None = None
 
 
 def nice_ceiling(value: float) -> float:
@@ -92,25 +94,45 @@ def _frame(
     return Markup(head + "".join(body) + "</svg>")  # noqa: S704 - every text above is escaped
 
 
+def axis(
+    low: float, high: float, *, whole: bool = False, ticks: int = 4
+) -> tuple[float, float, float]:
+    """A round axis covering [low, high] (zero included): its ends and its step, a 1, 2 or 5
+    times a power of ten (at least 1 for ``whole`` numbers such as counts)."""
+    low, high = min(low, 0.0), max(high, 0.0)
+    if high - low <= 0:
+        high = low + 1
+    step = nice_ceiling((high - low) / ticks)
+    if whole:
+        step = max(step, 1.0)
+    return math.floor(low / step) * step, math.ceil(high / step) * step, step
+
+
+def _tick_label(value: float, step: float) -> str:
+    """A grid label: thousands grouped, decimals only when the step needs them."""
+    return f"{value:,.0f}" if step >= 1 else f"{value:,.2f}"
+
+
 def _y_axis(
     plot: _Plot,
     low: float,
     high: float,
-    fmt: Callable[[float], str],
+    step: float,
     y_of: Callable[[float], float],
 ) -> list[str]:
-    """Four grid lines between ``low`` and ``high`` with their labels."""
+    """A grid line and its label every ``step`` from ``low`` to ``high``."""
     parts: list[str] = []
-    for i in range(5):
-        value = low + (high - low) * i / 4
+    count = round((high - low) / step)
+    for i in range(count + 1):
+        value = low + step * i
         y = f"{y_of(value):.1f}"
         label_y = f"{y_of(value) + 4:.1f}"
-        zero = " zero" if value == 0 else ""
+        zero = " zero" if abs(value) < step / 1000 else ""
         parts.append(
             f"<line {_attrs(x1=LEFT, x2=plot.width - RIGHT, y1=y, y2=y)}"
             f' class="gridline{zero}"/>'
             f'<text {_attrs(x=LEFT - 8, y=label_y)} class="tick" text-anchor="end">'
-            f"{escape(fmt(value))}</text>"
+            f"{escape(_tick_label(value, step))}</text>"
         )
     return parts
 
@@ -119,8 +141,10 @@ def _x_labels(
     plot: _Plot, labels: Sequence[str], x_of: Callable[[int], float], every: int
 ) -> list[str]:
     parts: list[str] = []
+    last = len(labels) - 1
     for i, label in enumerate(labels):
-        if i % every and i != len(labels) - 1:
+        # Every ``every``-th label, and the last one unless it would touch its neighbour.
+        if i % every and (i != last or last % every < every / 2):
             continue
         x = f"{x_of(i):.1f}"
         parts.append(
@@ -154,10 +178,11 @@ def line_chart(
     width: int = WIDTH,
     height: int = HEIGHT,
 ) -> Chart:
-    """Lines over shared x positions (e.g. calls per minute, one line per protocol)."""
+    """Lines over shared x positions of whole numbers (e.g. calls per minute, one line per
+    protocol)."""
     plot = _Plot(width, height)
     count = len(x_labels)
-    top = nice_ceiling(max((max(s.values, default=0) for s in series), default=0))
+    _, top, step = axis(0, max((max(s.values, default=0) for s in series), default=0), whole=True)
 
     def x_of(i: int) -> float:
         return LEFT + (plot.plot_w * i / (count - 1) if count > 1 else plot.plot_w / 2)
@@ -165,7 +190,7 @@ def line_chart(
     def y_of(v: float) -> float:
         return TOP + plot.plot_h * (1 - v / top)
 
-    body = _y_axis(plot, 0, top, fmt, y_of) + _x_labels(plot, x_labels, x_of, label_every)
+    body = _y_axis(plot, 0, top, step, y_of) + _x_labels(plot, x_labels, x_of, label_every)
     legend = []
     for n, s in enumerate(series):
         colour, dash = PALETTE[n % len(PALETTE)], DASHES[n % len(DASHES)]
@@ -203,8 +228,7 @@ def bar_chart(
     plot = _Plot(width, height)
     count = max(len(x_labels), 1)
     values = [v for s in series for v in s.values]
-    high = nice_ceiling(max(values, default=0))
-    low = -nice_ceiling(-min(values, default=0)) if min(values, default=0) < 0 else 0.0
+    low, high, step = axis(min(values, default=0), max(values, default=0))
     group_w = plot.plot_w / count
     bar_w = max(1.0, min(group_w * 0.8 / max(len(series), 1), 48.0))
 
@@ -214,7 +238,7 @@ def bar_chart(
     def x_of(i: int) -> float:
         return LEFT + group_w * (i + 0.5)
 
-    body = _y_axis(plot, low, high, fmt, y_of) + _x_labels(plot, x_labels, x_of, label_every)
+    body = _y_axis(plot, low, high, step, y_of) + _x_labels(plot, x_labels, x_of, label_every)
     legend = []
     for n, s in enumerate(series):
         colour = PALETTE[n % len(PALETTE)]
@@ -245,24 +269,34 @@ def hbar_chart(
     items: Sequence[tuple[str, float, str]],
     *,
     width: int = 540,
+    label_w: int = 200,
+    value_w: int = 130,
+    stacked: bool = False,
 ) -> Chart:
     """Horizontal bars, one per (label, value, shown value): e.g. outbox depth by state,
-    open operations by client. Lengths are relative to the largest value."""
-    row_h, label_w, value_w = 32, 200, 130
+    open operations by client. Lengths are relative to the largest value. ``stacked`` puts
+    each label above its bar instead of beside it (for narrow screens)."""
+    row_h = 48 if stacked else 32
+    bar_x = 0 if stacked else label_w
     height = max(len(items), 1) * row_h + 8
     top = max((value for _, value, _ in items), default=0) or 1
-    span = width - label_w - value_w
+    span = width - bar_x - value_w
     body: list[str] = []
     for i, (label, value, shown) in enumerate(items):
         y = 4 + i * row_h
+        bar_y = y + 20 if stacked else y + 5
         length = max(span * value / top, 2 if value else 0)
-        bar = _attrs(x=label_w, y=y + 5, width=f"{length:.1f}", height=row_h - 12)
-        body.append(
-            f'<text {_attrs(x=label_w - 10, y=y + 21)} class="tick" text-anchor="end">'
+        bar = _attrs(x=bar_x, y=bar_y, width=f"{length:.1f}", height=20)
+        caption = (
+            f'<text {_attrs(x=0, y=y + 13)} class="tick">{escape(label)}</text>'
+            if stacked
+            else f'<text {_attrs(x=label_w - 10, y=y + 21)} class="tick" text-anchor="end">'
             f"{escape(label)}</text>"
-            f"<rect {bar} {_attrs(fill=PALETTE[0])}>"
+        )
+        body.append(
+            caption + f"<rect {bar} {_attrs(fill=PALETTE[0])}>"
             f"<title>{escape(f'{label}: {shown}')}</title></rect>"
-            f'<text {_attrs(x=f"{label_w + length + 8:.1f}", y=y + 21)} class="value">'
+            f'<text {_attrs(x=f"{bar_x + length + 8:.1f}", y=bar_y + 15)} class="value">'
             f"{escape(shown)}</text>"
         )
     return Chart(

@@ -73,6 +73,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 OPERATOR_ONLY = {"role": OPERATOR}
 PAGE = 50
+#: Size of the drawings of wide charts on phones (labels stay readable once scaled down).
+NARROW_WIDTH, NARROW_HEIGHT = 420, 240
 #: A player page shows its newest operations; older ones are a page further.
 HISTORY_PAGE = 25
 
@@ -161,15 +163,16 @@ def _dashboard_charts(figures: Dashboard) -> dict[str, Any]:
         index = (point.start_ms - figures.calls_since_ms) // MINUTE_MS
         if client is not None and 0 <= index < len(minutes):
             per_minute[client.protocol][index] += point.count
-    calls = charts.line_chart(
-        "calls",
+    calls_args = (
         "Wallet calls per minute, by protocol",
         f"Operations opened per minute over the last {figures.minutes} minutes (UTC).",
         [minute_label(m) for m in minutes],
         [charts.Series(p, per_minute[p]) for p in protocols],
-        fmt=lambda v: f"{v:g}",
-        label_every=10,
     )
+    calls = charts.line_chart("calls", *calls_args, label_every=10)
+    calls.narrow = charts.line_chart(
+        "calls-n", *calls_args, label_every=20, width=NARROW_WIDTH, height=NARROW_HEIGHT
+    ).svg
     days = [figures.flows_since_ms + i * DAY_MS for i in range(figures.days)]
     revenue: dict[str, list[float]] = {}
     for flow in figures.flows:
@@ -181,16 +184,22 @@ def _dashboard_charts(figures: Dashboard) -> dict[str, Any]:
         if 0 <= index < len(days):
             values = revenue.setdefault(name, [0.0] * len(days))
             values[index] += (flow.debit_minor - flow.credit_minor) / 10**SCALE
-    ggr = charts.bar_chart(
-        "ggr",
+    ggr_args = (
         "Gross gaming revenue per day, by seamless client",
         f"Player stakes minus payouts posted per UTC day over the last {figures.days} days.",
         [day_label(d) for d in days],
         [charts.Series(name, values) for name, values in sorted(revenue.items())],
-        fmt=lambda v: f"{v:,.2f}",
-        label_every=2,
     )
-    holds = charts.hbar_chart(
+    ggr = charts.bar_chart("ggr", *ggr_args, fmt=lambda v: f"{v:,.2f}", label_every=2)
+    ggr.narrow = charts.bar_chart(
+        "ggr-n",
+        *ggr_args,
+        fmt=lambda v: f"{v:,.2f}",
+        label_every=4,
+        width=NARROW_WIDTH,
+        height=NARROW_HEIGHT,
+    ).svg
+    holds = _hbars(
         "holds",
         "Outstanding holds and pending credits",
         "Open operations per client and state, with the amount they hold.",
@@ -203,7 +212,7 @@ def _dashboard_charts(figures: Dashboard) -> dict[str, Any]:
             for t in figures.open_totals
         ],
     )
-    outbox = charts.hbar_chart(
+    outbox = _hbars(
         "outbox",
         "Outbox depth",
         "Messages waiting for delivery (pending) and given up (dead).",
@@ -213,6 +222,17 @@ def _dashboard_charts(figures: Dashboard) -> dict[str, Any]:
         ],
     )
     return {"calls": calls, "ggr": ggr, "holds": holds, "outbox": outbox}
+
+
+def _hbars(
+    chart_id: str, title: str, description: str, items: list[tuple[str, float, str]]
+) -> charts.Chart:
+    """Horizontal bars, with a narrower drawing for phones."""
+    chart = charts.hbar_chart(chart_id, title, description, items)
+    chart.narrow = charts.hbar_chart(
+        chart_id + "-n", title, description, items, width=330, value_w=110, stacked=True
+    ).svg
+    return chart
 
 
 def _open_label(clients: Mapping[int, ClientRecord], client_id: int, state: str) -> str:
@@ -336,10 +356,11 @@ def build_pages(office: Backoffice) -> Router:
     async def players(
         request: Request[Any, Any, Any],
         q: str | None = None,
-        client: int | None = None,
+        client_field: Annotated[str | None, QueryParameter(name="client")] = None,
         offset: int = 0,
     ) -> Response[str]:
         offset, limit = office.page(offset, PAGE)
+        client = _optional_id(client_field)
         rows, total = await store.run(backoffice.search_players(client, q, offset, limit))
         clients = await client_rows()
         return render(
@@ -430,7 +451,7 @@ def build_pages(office: Backoffice) -> Router:
     @get("/operations")
     async def operations(
         request: Request[Any, Any, Any],
-        client: int | None = None,
+        client_field: Annotated[str | None, QueryParameter(name="client")] = None,
         kind: str | None = None,
         wanted_state: Annotated[str | None, QueryParameter(name="state")] = None,
         since: str | None = None,
@@ -438,6 +459,7 @@ def build_pages(office: Backoffice) -> Router:
         offset: int = 0,
     ) -> Response[str]:
         offset, limit = office.page(offset, PAGE)
+        client = _optional_id(client_field)
         filters = {
             "client": client,
             "kind": kind,
@@ -471,14 +493,18 @@ def build_pages(office: Backoffice) -> Router:
 
     @get("/operations.csv")
     async def export(
-        client: int | None = None,
+        client_field: Annotated[str | None, QueryParameter(name="client")] = None,
         kind: str | None = None,
         wanted_state: Annotated[str | None, QueryParameter(name="state")] = None,
         since: str | None = None,
         until: str | None = None,
     ) -> Stream:
         where = office.operation_filter(
-            client=client, kind=kind, state=wanted_state, since=since, until=until
+            client=_optional_id(client_field),
+            kind=kind,
+            state=wanted_state,
+            since=since,
+            until=until,
         )
         name = f"operations-{since or 'start'}-{until or 'now'}.csv".replace(":", "")
         return Stream(
@@ -712,6 +738,15 @@ def build_pages(office: Backoffice) -> Router:
             HTTPException: _error_page,
         },
     )
+
+
+def _optional_id(text: str | None) -> int | None:
+    """An id from a form's select (the empty option means "all")."""
+    if text is None or not text.strip():
+        return None
+    if not text.strip().isdigit():
+        raise FormatError(f"not an id: {text!r}")
+    return int(text)
 
 
 def _tomb_pages(total: int, toffset: int, limit: int, offset: int) -> dict[str, Any]:
