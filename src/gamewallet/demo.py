@@ -161,5 +161,16 @@ player {jd["player"]} (RMB 1000):
 Back-office — {base}/admin/ (operator {summary["admin"]["user"]} / {summary["admin"]["password"]});
 admin API under {base}/admin/api (make a token: .venv/bin/gamewallet admin create-token NAME).
 
+Simulated traffic with faults, checked against an exact model (docs/clients.md):
+
+  .venv/bin/gamewallet simulate --protocol hrg --url {base} --client-id {hr["client_id"]} \\
+    --client-secret {hr["secret"]} --agent {hr["agent"]} --players 5 --rounds 20 \\
+    --faults drop,dup,timeout,reorder
+  .venv/bin/gamewallet simulate --protocol jdb --url {base} --dc {jd["dc"]} --parent \\
+    {jd["parent"]} --key {jd["key"]} --iv {jd["iv"]} --players 5 --rounds 20
+  .venv/bin/gamewallet simulate --protocol seamless --url {base} --username \\
+    {sm["username"]} --password {sm["password"]} --setup-db sqlite:///./gamewallet.db \\
+    --players 5 --rounds 20
+
 Check the ledger at any time:  .venv/bin/gamewallet audit
 """
