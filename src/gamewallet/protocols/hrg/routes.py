@@ -47,6 +47,7 @@ from gamewallet.protocols.hrg.errors import (
 )
 from gamewallet.service import hrg
 from gamewallet.service.context import Services
+from gamewallet.service.ratelimit import RateLimiter
 from gamewallet.store.records import ClientRecord, PlayerRecord
 
 if TYPE_CHECKING:  # Litestar's DTO hooks are typed with these private names; types only.
@@ -154,7 +155,9 @@ def build_router(services: Services) -> Router:
     def now_ms() -> int:
         return services.clock.now_ms()
 
-    async def before(request: Request[Any, Any, State]) -> None:
+    limiter = RateLimiter(services.clock, lambda: services.settings.rate_limit_per_client)
+
+    async def before(request: Request[Any, Any, State]) -> Response[bytes] | None:
         peer = request.client.host if request.client else None
         address = caller_address(
             peer, request.headers.get("x-forwarded-for"), services.settings.trusted_proxies
@@ -162,6 +165,13 @@ def build_router(services: Services) -> Router:
         client = await authenticate(services, request.headers.get("authorization"), address)
         check_xts(request.headers.get("xts"), now_ms(), services.settings.hrg_xts_skew_s)
         request.state[_CLIENT_KEY] = client
+        if not limiter.allow(client):
+            # Over the agent's rate (service/ratelimit.py): HTTP 429 + 9999, body unread,
+            # nothing applied; an operator's recovery (lookup, re-send) is safe.
+            response = _error(UNKNOWN_ERROR, "Rate limit exceeded", status=429)
+            response.headers["Retry-After"] = "1"
+            return response
+        return None
 
     def player_data(client: ClientRecord, player: PlayerRecord) -> schemas.HrgBalanceItem:
         return schemas.HrgBalanceItem(

@@ -23,6 +23,7 @@ from gamewallet.protocols.jdb import schemas
 from gamewallet.protocols.jdb.crypto import JdbCipher, PayloadError
 from gamewallet.protocols.jdb.errors import JdbError
 from gamewallet.service.context import Services
+from gamewallet.service.ratelimit import RateLimiter
 from gamewallet.store.records import ClientRecord
 
 PROTOCOL = "jdb"
@@ -84,7 +85,7 @@ class DomainAuth:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._cache: dict[int, tuple[ClientRecord, Domain]] = {}
-        self._window: dict[int, tuple[int, int]] = {}  # client id -> (second, calls in it)
+        self._limiter = RateLimiter(services.clock, lambda: services.settings.rate_limit_per_client)
 
     async def domain(self, dc: str | None) -> Domain:
         """The domain named by ``dc``: 9002 if missing or short, 9003 if unknown or unusable."""
@@ -120,16 +121,11 @@ class DomainAuth:
             raise JdbError("9001", reason="address not allowed")
 
     def check_rate(self, domain: Domain, now_ms: int) -> None:
-        """9019 when the domain made more than ``rate_limit_per_client`` calls in this second
-        (0 = unlimited). Per process: a coarse guard, not an exact global quota."""
-        limit = self._services.settings.rate_limit_per_client
-        if limit <= 0:
-            return
-        second = now_ms // 1000
-        window_second, count = self._window.get(domain.client.id, (second, 0))
-        count = count + 1 if window_second == second else 1
-        self._window[domain.client.id] = (second, count)
-        if count > limit:
+        """9019 when the domain is over its rate: ``rate_limit_per_client`` calls per second, or
+        its own ``rate_limit_per_s`` (0 = unlimited); a token bucket per process, see
+        :mod:`gamewallet.service.ratelimit`. ``now_ms`` is the limiter's clock's time too."""
+        del now_ms
+        if not self._limiter.allow(domain.client):
             raise JdbError("9019")
 
     def open(self, domain: Domain, x: str | None) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from gamewallet.protocols.seamless.errors import (
 from gamewallet.protocols.seamless.sign import payment_sign
 from gamewallet.service import seamless
 from gamewallet.service.context import Services
+from gamewallet.service.ratelimit import RateLimiter
 from gamewallet.store.records import ClientRecord, PlayerRecord
 
 log = structlog.get_logger(__name__)
@@ -204,6 +205,14 @@ def _refusal(code: int, detail: str | None = None, *, status: int = 200) -> Resp
     return Response(error_body(code, detail), media_type=JSON, status_code=status)
 
 
+def _rate_limited() -> Response[bytes]:
+    """A client over its rate (service/ratelimit.py): HTTP 429 and errorCode 100, answered
+    before the body is read; nothing was applied, so the game may simply retry."""
+    response = _refusal(OTHER_ERROR, "rate limit exceeded", status=429)
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def _on_error(request: Request[Any, Any, State], exc: Exception) -> Response[bytes]:
     """Every failure of this router, in the seamless envelope."""
     if isinstance(exc, Unauthorized):
@@ -246,7 +255,9 @@ def build_router(services: Services) -> Router:
     """The router of the seamless wallet API, mounted at ``/wallet``."""
     settings = services.settings
 
-    async def before(request: Request[Any, Any, State]) -> None:
+    limiter = RateLimiter(services.clock, lambda: services.settings.rate_limit_per_client)
+
+    async def before(request: Request[Any, Any, State]) -> Response[bytes] | None:
         try:
             client = await authenticate(
                 services,
@@ -264,6 +275,9 @@ def build_router(services: Services) -> Router:
             )
             raise
         request.state[_CLIENT_KEY] = client
+        if not limiter.allow(client):
+            return _rate_limited()
+        return None
 
     async def run(call: seamless.WalletCall) -> Response[bytes]:
         """One two-phase call in one transaction; the bytes are the stored answer."""
