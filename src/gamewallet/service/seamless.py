@@ -186,18 +186,24 @@ def wallet_call(call: WalletCall, now_ms: int, retention_s: int, render: Render)
         pass
     return fastpath.seamless_offer(
         _wallet_call(call, now_ms, retention_s, render),
-        client=call.client, endpoint=call.endpoint, kind=call.kind, call=call.call.value,
-        token=call.token, ext_id=call.ext_id, amount_minor=call.amount_minor,
-        currency=call.currency, now_ms=now_ms, retention_s=retention_s, limits=limits,
+        client=call.client,
+        endpoint=call.endpoint,
+        kind=call.kind,
+        call=call.call.value,
+        token=call.token,
+        ext_id=call.ext_id,
+        amount_minor=call.amount_minor,
+        currency=call.currency,
+        now_ms=now_ms,
+        retention_s=retention_s,
+        limits=limits,
         note=_note(call),
         render_balance=lambda balance, currency: render(Outcome(call.ext_id, balance, currency)),
         fingerprint_of=lambda player_id: call_fingerprint(call, player_id),
     )
 
 
-def _wallet_call(
-    call: WalletCall, now_ms: int, retention_s: int, render: Render
-) -> UseCase[bytes]:
+def _wallet_call(call: WalletCall, now_ms: int, retention_s: int, render: Render) -> UseCase[bytes]:
     """Run one two-phase call and return the response bytes (new, or the stored original).
 
     Precedence (protocols.md 1.5): token 102 → [identical repeat: replay] → 103 (withdraw
@@ -207,8 +213,7 @@ def _wallet_call(
     """
     session, player = yield from _session_player(call.client, call.token, lock=True)
     fp = call_fingerprint(call, player.id)
-    stored = yield from _stored_answer(call.client, call.endpoint, call.ext_id, now_ms,
-                                       retention_s)
+    stored = yield from _stored_answer(call.client, call.endpoint, call.ext_id, now_ms, retention_s)
     if stored is not None and stored.fingerprint == fp:
         return stored.response
     opens_withdraw = call.call is Call.OPEN and call.kind == KIND_WITHDRAW
@@ -222,9 +227,7 @@ def _wallet_call(
         raise WalletError(ErrorCode.ID_REUSED, "the same id was answered for other content")
     balance_minor = yield from _apply(call, player, now_ms)
     body = render(Outcome(call.ext_id, balance_minor, player.currency))
-    yield from do(
-        ops.SaveIdempotency(call.client.id, call.endpoint, call.ext_id, fp, body, now_ms)
-    )
+    yield from do(ops.SaveIdempotency(call.client.id, call.endpoint, call.ext_id, fp, body, now_ms))
     return body
 
 
@@ -238,8 +241,17 @@ def _apply(call: WalletCall, player: PlayerRecord, now_ms: int) -> UseCase[int]:
         assert call.amount_minor is not None
         created = yield from do(
             ops.InsertOperation(
-                call.client.id, NS_WIRE, call.ext_id, call.kind, player.id, player.currency,
-                call.amount_minor, 0, opens_as, now_ms, _note(call),
+                call.client.id,
+                NS_WIRE,
+                call.ext_id,
+                call.kind,
+                player.id,
+                player.currency,
+                call.amount_minor,
+                0,
+                opens_as,
+                now_ms,
+                _note(call),
             )
         )
         if created is not None:  # the (None, OPEN) cell: a new hold or pending credit
@@ -253,8 +265,17 @@ def _apply(call: WalletCall, player: PlayerRecord, now_ms: int) -> UseCase[int]:
         assert cell.next_state is not None
         tombstone = yield from do(
             ops.InsertOperation(
-                call.client.id, NS_WIRE, call.ext_id, call.kind, player.id, player.currency,
-                0, 0, cell.next_state, now_ms, {"tombstone": True, **_note(call)},
+                call.client.id,
+                NS_WIRE,
+                call.ext_id,
+                call.kind,
+                player.id,
+                player.currency,
+                0,
+                0,
+                cell.next_state,
+                now_ms,
+                {"tombstone": True, **_note(call)},
             )
         )
         if tombstone is not None:
@@ -276,20 +297,34 @@ def _apply(call: WalletCall, player: PlayerRecord, now_ms: int) -> UseCase[int]:
     amount = operation.amount_minor
     if cell.effect is Effect.POST:
         if call.kind == KIND_WITHDRAW:
-            yield from move(call.client, player, operation.id, now_ms, cash_minor=-amount,
-                            released_hold_minor=amount)
+            yield from move(
+                call.client,
+                player,
+                operation.id,
+                now_ms,
+                cash_minor=-amount,
+                released_hold_minor=amount,
+            )
             after = available  # the hold already took it from the available balance
         else:
-            yield from move(call.client, player, operation.id, now_ms, cash_minor=amount,
-                            released_pending_minor=amount)
+            yield from move(
+                call.client,
+                player,
+                operation.id,
+                now_ms,
+                cash_minor=amount,
+                released_pending_minor=amount,
+            )
             after = available + amount
     else:
         assert cell.effect is Effect.VOID
-        delta = ops.Delta(player.cash.id, player.currency, held_minor=-amount) if (
-            call.kind == KIND_WITHDRAW
-        ) else ops.Delta(player.cash.id, player.currency, pending_minor=-amount)
+        if call.kind == KIND_WITHDRAW:
+            delta = ops.Delta(player.cash.id, player.currency, held_minor=-amount)
+            after = available + amount  # the held amount is spendable again
+        else:
+            delta = ops.Delta(player.cash.id, player.currency, pending_minor=-amount)
+            after = available  # a pending credit was never spendable
         yield from do(ops.Apply(operation.id, (delta,), now_ms))
-        after = available + amount if call.kind == KIND_WITHDRAW else available
     yield from do(ops.UpdateOperation(operation.id, cell.next_state, now_ms, _note(call)))
     return after
 
@@ -375,8 +410,14 @@ class PaymentOutcome:
 
 def payment_fingerprint(payment: Payment, player_id: int) -> str:
     """A payment is the same request when every field the game signs or receives matches."""
-    return fingerprint(SCOPE_PAYMENT, player_id, payment.server_id, payment.product_id,
-                       payment.price_text, payment.ext_params)
+    return fingerprint(
+        SCOPE_PAYMENT,
+        player_id,
+        payment.server_id,
+        payment.product_id,
+        payment.price_text,
+        payment.ext_params,
+    )
 
 
 def initiate_payment(
@@ -391,8 +432,7 @@ def initiate_payment(
     client = payment.client
     session, player = yield from _session_player(client, payment.token, lock=True)
     fp = payment_fingerprint(payment, player.id)
-    stored = yield from _stored_answer(client, SCOPE_PAYMENT, payment.order_id, now_ms,
-                                       retention_s)
+    stored = yield from _stored_answer(client, SCOPE_PAYMENT, payment.order_id, now_ms, retention_s)
     if stored is not None and stored.fingerprint == fp:
         return stored.response
     if session.expires_at_ms <= now_ms:
@@ -401,18 +441,31 @@ def initiate_payment(
         raise WalletError(ErrorCode.PLAYER_BLOCKED)
     if stored is not None:
         raise WalletError(ErrorCode.ID_REUSED, "the same order was answered for other content")
-    detail = {"serverId": payment.server_id, "productId": payment.product_id,
-              "productPrice": payment.price_text, "extParams": payment.ext_params}
+    detail = {
+        "serverId": payment.server_id,
+        "productId": payment.product_id,
+        "productPrice": payment.price_text,
+        "extParams": payment.ext_params,
+    }
     available = player.cash.balance.available_minor
     operation = yield from do(
-        ops.InsertOperation(client.id, NS_PAYMENT, payment.order_id, KIND_PAYMENT, player.id,
-                            player.currency, payment.price_minor, 0, OpState.COMPLETED, now_ms,
-                            detail)
+        ops.InsertOperation(
+            client.id,
+            NS_PAYMENT,
+            payment.order_id,
+            KIND_PAYMENT,
+            player.id,
+            player.currency,
+            payment.price_minor,
+            0,
+            OpState.COMPLETED,
+            now_ms,
+            detail,
+        )
     )
     if operation is None:
         existing = yield from do(
-            ops.GetOperation(client_id=client.id, ns=NS_PAYMENT, ext_id=payment.order_id,
-                             lock=True)
+            ops.GetOperation(client_id=client.id, ns=NS_PAYMENT, ext_id=payment.order_id, lock=True)
         )
         assert existing is not None
         if existing.player_id != player.id or dict(existing.detail) != detail:
@@ -430,11 +483,16 @@ def initiate_payment(
             raise WalletError(ErrorCode.INSUFFICIENT_FUNDS)
         yield from move(client, player, operation.id, now_ms, cash_minor=-payment.price_minor)
         yield from do(
-            ops.Enqueue(TOPIC_PAYMENT_CALLBACK, client.id, operation.id,
-                        dict(payment.callback(player.external_id)), now_ms, now_ms)
+            ops.Enqueue(
+                TOPIC_PAYMENT_CALLBACK,
+                client.id,
+                operation.id,
+                dict(payment.callback(player.external_id)),
+                now_ms,
+                now_ms,
+            )
         )
         after = available - payment.price_minor
     body = render(PaymentOutcome(payment.order_id, after, player.currency))
-    yield from do(ops.SaveIdempotency(client.id, SCOPE_PAYMENT, payment.order_id, fp, body,
-                                      now_ms))
+    yield from do(ops.SaveIdempotency(client.id, SCOPE_PAYMENT, payment.order_id, fp, body, now_ms))
     return body
