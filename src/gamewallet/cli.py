@@ -171,6 +171,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
         access_log=False,
         server_header=False,
         limit_max_requests=None,
+        # httptools with a bound on request heads (it has none of its own).
+        http="gamewallet.httpserver:BoundedHttpToolsProtocol",
         # uvicorn's own lines (its supervisor's too) as JSON, like the app's.
         log_config=uvicorn_log_config(settings.log_level, settings.log_format),
     )

@@ -41,6 +41,9 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     #: Largest request body read, in bytes; larger ones get 413 with the protocol's error.
     max_body_bytes: int = 64 * 1024
+    #: Largest request head (request line + headers) a connection may send, in bytes; past it
+    #: the server answers 431 and closes (gamewallet.httpserver; httptools has no limit).
+    max_header_bytes: int = 32 * 1024
     #: How long identical repeats return the stored original response (seamless 1.4).
     idempotency_retention_s: int = 7 * 24 * 3600
     #: Addresses whose X-Forwarded-For is believed (CIDRs).
@@ -131,6 +134,7 @@ class Settings:
             db_pool_size=_int(e, "GAMEWALLET_DB_POOL_SIZE", d.db_pool_size),
             sqlite_synchronous=e.get("GAMEWALLET_SQLITE_SYNCHRONOUS", d.sqlite_synchronous),
             max_body_bytes=_int(e, "GAMEWALLET_MAX_BODY_BYTES", d.max_body_bytes),
+            max_header_bytes=_int(e, "GAMEWALLET_MAX_HEADER_BYTES", d.max_header_bytes),
             idempotency_retention_s=_int(
                 e, "GAMEWALLET_IDEMPOTENCY_RETENTION_S", d.idempotency_retention_s
             ),

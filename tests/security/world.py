@@ -194,7 +194,9 @@ class LiveServer:
     """The app in a uvicorn process on 127.0.0.1, its log in ``log_path``; a context manager
     that waits for /healthz on entry and stops the process (SIGTERM, then SIGKILL) on exit."""
 
-    def __init__(self, database_url: str, log_path: Path, **settings: object) -> None:
+    def __init__(
+        self, database_url: str, log_path: Path, *, serve: bool = False, **settings: object
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -204,13 +206,18 @@ class LiveServer:
         for name, value in settings.items():
             env[f"GAMEWALLET_{name.upper()}"] = str(value)
         self.env = env
+        #: ``gamewallet serve`` (the production command line) instead of bare uvicorn.
+        self.serve = serve
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> LiveServer:
-        argv = [
-            *(sys.executable, "-m", "uvicorn", "gamewallet.app:app_factory", "--factory"),
-            *("--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"),
-        ]
+        if self.serve:
+            argv = [sys.executable, "-m", "gamewallet.cli", "serve", "--port", str(self.port)]
+        else:
+            argv = [
+                *(sys.executable, "-m", "uvicorn", "gamewallet.app:app_factory", "--factory"),
+                *("--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"),
+            ]
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 argv, env=self.env, stdout=log, stderr=subprocess.STDOUT
