@@ -376,6 +376,8 @@ def run_load(
     if out.returncode != 0:
         raise SystemExit(f"loadgen failed ({scenario}): {out.stderr[-3000:]}")
     report: dict[str, Any] = json.loads(out.stdout)
+    # How busy the machine was (1-minute load average): this box is shared, so say so.
+    report["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     rss = [kib for _, kib in sampler.samples]
     report["server_rss_mib"] = round(rss[-1] / 1024, 1)
     report["server_rss_max_mib"] = round(max(rss) / 1024, 1)
@@ -600,7 +602,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
         if "ceiling" in section:
             rows.append((kind, "pgbench", section["ceiling"]["calls_per_s"], 0.0))
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 7), sharex=True)
-    labels = [f"{k[:2]} {s}" for k, s, _, _ in rows]
+    short = {"postgresql": "pg", "sqlite": "sq"}
+    labels = [f"{short.get(k, k)} {s}" for k, s, _, _ in rows]
     colors = ["#4c72b0" if k == "postgresql" else "#dd8452" for k, _, _, _ in rows]
     top.bar(labels, [r[2] for r in rows], color=colors)
     top.set_ylabel("calls/s")
@@ -617,6 +620,56 @@ def chart(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def summary_markdown(results: dict[str, Any]) -> str:
+    """The results as a Markdown table (what docs/performance.md quotes)."""
+    m = results["machine"]
+    lines = [
+        (
+            f"{results['date']}, {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM,"
+            f" {m['postgresql']}, Python {m['python']}; {results['connections']} connections,"
+            f" {results['duration_s']:g} s per scenario."
+        ),
+        "",
+        (
+            "| database | scenario | calls/s | p50 ms | p95 ms | p99 ms | errors | server RSS MiB"
+            " | vs pgbench ceiling | load avg |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def row(kind: str, name: str, r: dict[str, Any]) -> str:
+        ratio = r.get("ratio_to_ceiling")
+        return (
+            f"| {kind} | {name} | {r['calls_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f}"
+            f" | {r['p99_ms']:.1f} | {r['errors'] + r['transport_errors']}"
+            f" | {r['server_rss_mib']:.0f} | {'' if ratio is None else f'{ratio:.2f}'}"
+            f" | {r.get('load_avg_1m_after', '')} |"
+        )
+
+    for kind, section in results["databases"].items():
+        if "ceiling" in section:
+            c = section["ceiling"]
+            lines.append(
+                f"| {kind} | pgbench ceiling ({c['clients']} clients) | {c['calls_per_s']:.0f}"
+                " | | | | | | 1.00 | |"
+            )
+        for number, r in sorted(section.get("scenarios", {}).items()):
+            lines.append(row(kind, f"{number}: {TITLES[int(number)]}", r))
+        for procs, r in sorted(section.get("scale_out", {}).items()):
+            lines.append(row(kind, f"8: {procs} server process(es)", r))
+        if "generic_path_scenario_1" in section:
+            r = section["generic_path_scenario_1"]
+            lines.append(row(kind, "1 on the generic path (no fast path)", r))
+        if "rss_flatness" in section:
+            r = section["rss_flatness"]
+            lines.append(
+                f"| {kind} | RSS over {r['seconds']:.0f} s of scenario 1 | {r['calls_per_s']:.0f}"
+                f" | | | | {r['errors']} | {r['rss_first_third_mib']} → {r['rss_last_third_mib']}"
+                " | | |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -666,9 +719,10 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         kinds = [k for k in args.databases.split(",") if k]
         try:
+            if args.big_only:  # scenario 1 on the small database too, as the yardstick
+                args.scenarios, args.rss_seconds, args.generic_baseline = [1], 0, False
             for kind in kinds:
-                if not args.big_only:
-                    run_database(kind, args, workdir, results)
+                run_database(kind, args, workdir, results)
                 if args.big or args.big_only:
                     run_big(kind, args, workdir, results)
         finally:
@@ -677,6 +731,7 @@ def main(argv: list[str] | None = None) -> int:
             (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
             (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
             if results["databases"]:
+                (out / f"{name}.md").write_text(summary_markdown(results))
                 chart(results, out / f"{name}.png")
                 shutil.copyfile(out / f"{name}.png", out / "latest.png")
             log(f"results: {out / name}.json")
