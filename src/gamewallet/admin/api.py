@@ -20,7 +20,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.openapi.spec import SecurityRequirement
-from litestar.params import QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from gamewallet.admin import schemas
@@ -94,7 +94,7 @@ def build_api(office: Backoffice) -> Router:
 
     @post("/clients", summary="Create a client", opt=OPERATOR_ONLY, status_code=201)
     async def create_client(
-        request: Request[Any, Any, Any], data: schemas.ClientIn
+        request: Request[Any, Any, Any], data: JSONBody[schemas.ClientIn]
     ) -> schemas.ClientWithCredentials:
         client, credentials = await office.create_client(data, current(request))
         return schemas.ClientWithCredentials(schemas.client_out(client), credentials)
@@ -106,7 +106,7 @@ def build_api(office: Backoffice) -> Router:
         status_code=200,
     )
     async def rotate_secret(
-        request: Request[Any, Any, Any], client_id: int
+        request: Request[Any, Any, Any], client_id: FromPath[int]
     ) -> schemas.ClientWithCredentials:
         client, credentials = await office.rotate_secret(client_id, current(request))
         return schemas.ClientWithCredentials(schemas.client_out(client), credentials)
@@ -115,14 +115,19 @@ def build_api(office: Backoffice) -> Router:
 
     @get("/players", summary="Search players by id or nickname")
     async def players(
-        client: int | None = None, q: str | None = None, offset: int = 0, limit: int = 50
+        client: FromQuery[int | None] = None,
+        q: FromQuery[str | None] = None,
+        offset: FromQuery[int] = 0,
+        limit: FromQuery[int] = 50,
     ) -> schemas.PlayerPage:
         offset, limit = office.page(offset, limit)
         rows, total = await store.run(backoffice.search_players(client, q, offset, limit))
         return schemas.PlayerPage([schemas.player_out(p) for p in rows], total, offset, limit)
 
     @get("/players/{player_id:int}", summary="A player, its balances and its history")
-    async def player(player_id: int, offset: int = 0, limit: int = 50) -> schemas.PlayerDetailOut:
+    async def player(
+        player_id: FromPath[int], offset: FromQuery[int] = 0, limit: FromQuery[int] = 50
+    ) -> schemas.PlayerDetailOut:
         offset, limit = office.page(offset, limit)
         detail = await store.run(backoffice.player_detail(player_id, offset, limit))
         return schemas.PlayerDetailOut(
@@ -150,7 +155,9 @@ def build_api(office: Backoffice) -> Router:
         status_code=200,
     )
     async def block(
-        request: Request[Any, Any, Any], player_id: int, data: schemas.BlockIn | None = None
+        request: Request[Any, Any, Any],
+        player_id: FromPath[int],
+        data: JSONBody[schemas.BlockIn | None] = None,
     ) -> schemas.PlayerOut:
         return await _block(request, player_id, True, data)
 
@@ -161,7 +168,9 @@ def build_api(office: Backoffice) -> Router:
         status_code=200,
     )
     async def unblock(
-        request: Request[Any, Any, Any], player_id: int, data: schemas.BlockIn | None = None
+        request: Request[Any, Any, Any],
+        player_id: FromPath[int],
+        data: JSONBody[schemas.BlockIn | None] = None,
     ) -> schemas.PlayerOut:
         return await _block(request, player_id, False, data)
 
@@ -172,7 +181,7 @@ def build_api(office: Backoffice) -> Router:
         status_code=201,
     )
     async def adjust(
-        request: Request[Any, Any, Any], player_id: int, data: schemas.AdjustIn
+        request: Request[Any, Any, Any], player_id: FromPath[int], data: JSONBody[schemas.AdjustIn]
     ) -> schemas.PlayerOut:
         change = Adjustment(
             player_id,
@@ -200,15 +209,15 @@ def build_api(office: Backoffice) -> Router:
         " since / until (YYYY-MM-DD, until inclusive, or ISO 8601 times), ns.",
     )
     async def operations(
-        client: int | None = None,
-        player: int | None = None,
-        kind: str | None = None,
+        client: FromQuery[int | None] = None,
+        player: FromQuery[int | None] = None,
+        kind: FromQuery[str | None] = None,
         wanted_state: Annotated[str | None, QueryParameter(name="state")] = None,
-        since: str | None = None,
-        until: str | None = None,
-        ns: str | None = None,
-        offset: int = 0,
-        limit: int = 50,
+        since: FromQuery[str | None] = None,
+        until: FromQuery[str | None] = None,
+        ns: FromQuery[str | None] = None,
+        offset: FromQuery[int] = 0,
+        limit: FromQuery[int] = 50,
     ) -> schemas.OperationPage:
         offset, limit = office.page(offset, limit)
         where = office.operation_filter(
@@ -229,12 +238,12 @@ def build_api(office: Backoffice) -> Router:
         media_type="text/csv",
     )
     async def export(
-        client: int | None = None,
-        player: int | None = None,
-        kind: str | None = None,
+        client: FromQuery[int | None] = None,
+        player: FromQuery[int | None] = None,
+        kind: FromQuery[str | None] = None,
         wanted_state: Annotated[str | None, QueryParameter(name="state")] = None,
-        since: str | None = None,
-        until: str | None = None,
+        since: FromQuery[str | None] = None,
+        until: FromQuery[str | None] = None,
     ) -> Stream:
         where = office.operation_filter(
             client=client, player=player, kind=kind, state=wanted_state, since=since, until=until
@@ -247,7 +256,7 @@ def build_api(office: Backoffice) -> Router:
 
     @get("/holds", summary="Outstanding holds and pending credits, oldest first")
     async def holds(
-        client: int | None = None, offset: int = 0, limit: int = 50
+        client: FromQuery[int | None] = None, offset: FromQuery[int] = 0, limit: FromQuery[int] = 50
     ) -> schemas.OperationPage:
         offset, limit = office.page(offset, limit)
         rows, total = await store.run(backoffice.open_operations(client, offset, limit))
@@ -255,7 +264,7 @@ def build_api(office: Backoffice) -> Router:
 
     @get("/tombstones", summary="Rollbacks of unknown ids (nothing was held)")
     async def tombstones(
-        client: int | None = None, offset: int = 0, limit: int = 50
+        client: FromQuery[int | None] = None, offset: FromQuery[int] = 0, limit: FromQuery[int] = 50
     ) -> schemas.OperationPage:
         offset, limit = office.page(offset, limit)
         rows, total = await store.run(backoffice.tombstones(client, offset, limit))
@@ -266,8 +275,8 @@ def build_api(office: Backoffice) -> Router:
     @get("/outbox", summary="Outgoing messages with their attempts (state: pending/dead/done)")
     async def outbox(
         wanted_state: Annotated[str | None, QueryParameter(name="state")] = None,
-        offset: int = 0,
-        limit: int = 50,
+        offset: FromQuery[int] = 0,
+        limit: FromQuery[int] = 50,
     ) -> schemas.OutboxPage:
         offset, limit = office.page(offset, limit)
         if wanted_state not in (None, "pending", "dead", "done"):
@@ -281,7 +290,7 @@ def build_api(office: Backoffice) -> Router:
         opt=OPERATOR_ONLY,
         status_code=200,
     )
-    async def retry(request: Request[Any, Any, Any], outbox_id: int) -> schemas.Retried:
+    async def retry(request: Request[Any, Any, Any], outbox_id: FromPath[int]) -> schemas.Retried:
         retried = await store.run(backoffice.retry_outbox(outbox_id, now_ms(), current(request)))
         if not retried:
             raise WalletError(ErrorCode.NOT_FOUND, "no such message, or it was delivered")
@@ -290,7 +299,7 @@ def build_api(office: Backoffice) -> Router:
 
     @get("/reconciliations", summary="The reconciler's decisions, newest first")
     async def reconciliations(
-        client: int | None = None, offset: int = 0, limit: int = 50
+        client: FromQuery[int | None] = None, offset: FromQuery[int] = 0, limit: FromQuery[int] = 50
     ) -> schemas.ReconciliationPage:
         offset, limit = office.page(offset, limit)
         rows, total = await store.run(backoffice.reconciliations(client, offset, limit))
@@ -305,7 +314,10 @@ def build_api(office: Backoffice) -> Router:
 
     @get("/events", summary="The staff-action trail, newest first")
     async def events(
-        actor: str | None = None, action: str | None = None, offset: int = 0, limit: int = 50
+        actor: FromQuery[str | None] = None,
+        action: FromQuery[str | None] = None,
+        offset: FromQuery[int] = 0,
+        limit: FromQuery[int] = 50,
     ) -> schemas.EventPage:
         offset, limit = office.page(offset, limit)
         rows, total = await store.run(backoffice.events(actor, action, offset, limit))

@@ -27,7 +27,7 @@ from litestar.exceptions import (
     NotFoundException,
     PermissionDeniedException,
 )
-from litestar.params import QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Stream
 
 from gamewallet.admin import charts, schemas
@@ -355,9 +355,9 @@ def build_pages(office: Backoffice) -> Router:
     @get("/players")
     async def players(
         request: Request[Any, Any, Any],
-        q: str | None = None,
+        q: FromQuery[str | None] = None,
         client_field: Annotated[str | None, QueryParameter(name="client")] = None,
-        offset: int = 0,
+        offset: FromQuery[int] = 0,
     ) -> Response[str]:
         offset, limit = office.page(offset, PAGE)
         client = _optional_id(client_field)
@@ -397,7 +397,7 @@ def build_pages(office: Backoffice) -> Router:
 
     @get("/players/{player_id:int}")
     async def player(
-        request: Request[Any, Any, Any], player_id: int, offset: int = 0
+        request: Request[Any, Any, Any], player_id: FromPath[int], offset: FromQuery[int] = 0
     ) -> Response[str]:
         return await _player_page(request, player_id, offset)
 
@@ -418,15 +418,15 @@ def build_pages(office: Backoffice) -> Router:
         return Redirect(f"/admin/players/{player_id}?notice={notice}", status_code=303)
 
     @post("/players/{player_id:int}/block", opt=OPERATOR_ONLY, status_code=303)
-    async def block(request: Request[Any, Any, Any], player_id: int) -> Response[Any]:
+    async def block(request: Request[Any, Any, Any], player_id: FromPath[int]) -> Response[Any]:
         return await _set_blocked(request, player_id, True)
 
     @post("/players/{player_id:int}/unblock", opt=OPERATOR_ONLY, status_code=303)
-    async def unblock(request: Request[Any, Any, Any], player_id: int) -> Response[Any]:
+    async def unblock(request: Request[Any, Any, Any], player_id: FromPath[int]) -> Response[Any]:
         return await _set_blocked(request, player_id, False)
 
     @post("/players/{player_id:int}/adjust", opt=OPERATOR_ONLY, status_code=303)
-    async def adjust(request: Request[Any, Any, Any], player_id: int) -> Response[Any]:
+    async def adjust(request: Request[Any, Any, Any], player_id: FromPath[int]) -> Response[Any]:
         form = await request.form()
         values = {k: str(form.get(k, "")) for k in ("amount", "reason", "bucket", "request_id")}
         try:
@@ -452,11 +452,11 @@ def build_pages(office: Backoffice) -> Router:
     async def operations(
         request: Request[Any, Any, Any],
         client_field: Annotated[str | None, QueryParameter(name="client")] = None,
-        kind: str | None = None,
+        kind: FromQuery[str | None] = None,
         wanted_state: Annotated[str | None, QueryParameter(name="state")] = None,
-        since: str | None = None,
-        until: str | None = None,
-        offset: int = 0,
+        since: FromQuery[str | None] = None,
+        until: FromQuery[str | None] = None,
+        offset: FromQuery[int] = 0,
     ) -> Response[str]:
         offset, limit = office.page(offset, PAGE)
         client = _optional_id(client_field)
@@ -494,10 +494,10 @@ def build_pages(office: Backoffice) -> Router:
     @get("/operations.csv")
     async def export(
         client_field: Annotated[str | None, QueryParameter(name="client")] = None,
-        kind: str | None = None,
+        kind: FromQuery[str | None] = None,
         wanted_state: Annotated[str | None, QueryParameter(name="state")] = None,
-        since: str | None = None,
-        until: str | None = None,
+        since: FromQuery[str | None] = None,
+        until: FromQuery[str | None] = None,
     ) -> Stream:
         where = office.operation_filter(
             client=_optional_id(client_field),
@@ -515,7 +515,7 @@ def build_pages(office: Backoffice) -> Router:
 
     @get("/holds")
     async def holds(
-        request: Request[Any, Any, Any], offset: int = 0, toffset: int = 0
+        request: Request[Any, Any, Any], offset: FromQuery[int] = 0, toffset: FromQuery[int] = 0
     ) -> Response[str]:
         offset, limit = office.page(offset, PAGE)
         toffset, _ = office.page(toffset, PAGE)
@@ -543,7 +543,7 @@ def build_pages(office: Backoffice) -> Router:
     async def outbox(
         request: Request[Any, Any, Any],
         wanted_state: Annotated[str | None, QueryParameter(name="state")] = None,
-        offset: int = 0,
+        offset: FromQuery[int] = 0,
     ) -> Response[str]:
         offset, limit = office.page(offset, PAGE)
         state = wanted_state if wanted_state in ("pending", "dead", "done") else None
@@ -558,7 +558,7 @@ def build_pages(office: Backoffice) -> Router:
         )
 
     @post("/outbox/{outbox_id:int}/retry", opt=OPERATOR_ONLY, status_code=303)
-    async def retry(request: Request[Any, Any, Any], outbox_id: int) -> Response[Any]:
+    async def retry(request: Request[Any, Any, Any], outbox_id: FromPath[int]) -> Response[Any]:
         retried = await store.run(backoffice.retry_outbox(outbox_id, now_ms(), current(request)))
         if not retried:
             raise NotFoundException("no such message, or it was already delivered")
@@ -589,7 +589,9 @@ def build_pages(office: Backoffice) -> Router:
         return await _clients_page(request)
 
     @get("/clients/{client_id:int}/rotate", opt=OPERATOR_ONLY)
-    async def confirm_rotate(request: Request[Any, Any, Any], client_id: int) -> Response[str]:
+    async def confirm_rotate(
+        request: Request[Any, Any, Any], client_id: FromPath[int]
+    ) -> Response[str]:
         client = await store.run(backoffice.get_client(client_id))
         return render("rotate.html", request, client=client)
 
@@ -633,7 +635,7 @@ def build_pages(office: Backoffice) -> Router:
         )
 
     @post("/clients/{client_id:int}/rotate", opt=OPERATOR_ONLY, status_code=200)
-    async def rotate(request: Request[Any, Any, Any], client_id: int) -> Response[str]:
+    async def rotate(request: Request[Any, Any, Any], client_id: FromPath[int]) -> Response[str]:
         client, credentials = await office.rotate_secret(client_id, current(request))
         return render(
             "credentials.html", request, client=client, credentials=credentials, created=False
@@ -642,7 +644,9 @@ def build_pages(office: Backoffice) -> Router:
     # --- reconciliation, audit ---------------------------------------------------------
 
     @get("/reconciliation")
-    async def reconciliation(request: Request[Any, Any, Any], offset: int = 0) -> Response[str]:
+    async def reconciliation(
+        request: Request[Any, Any, Any], offset: FromQuery[int] = 0
+    ) -> Response[str]:
         offset, limit = office.page(offset, PAGE)
         rows, total = await store.run(backoffice.reconciliations(None, offset, limit))
         clients = await client_rows()
@@ -673,7 +677,9 @@ def build_pages(office: Backoffice) -> Router:
 
     @get("/audit")
     async def audit(
-        request: Request[Any, Any, Any], offset: int = 0, actor: str | None = None
+        request: Request[Any, Any, Any],
+        offset: FromQuery[int] = 0,
+        actor: FromQuery[str | None] = None,
     ) -> Response[str]:
         return await _audit_page(request, offset, actor, None)
 
