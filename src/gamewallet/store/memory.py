@@ -45,9 +45,6 @@ V = TypeVar("V")
 
 _MISSING: Final = object()  # "no value under this key" in the undo journal
 
-CLIENT_FIELDS = frozenset(
-    {"secret_hash", "credit_limit_minor", "config", "disabled", "username", "currency"}
-)
 OUTBOX_STATES = frozenset({"pending", "done", "dead"})
 _OPEN_STATES = (OpState.HELD, OpState.PENDING)
 _UNPOSTED_STATES = frozenset({OpState.HELD, OpState.PENDING, OpState.ROLLED_BACK})
@@ -458,7 +455,7 @@ class MemoryStore:
         return self._client_record(row)
 
     def _update_client(self, op: ops.UpdateClient) -> ClientRecord | None:
-        assert set(op.changes) <= CLIENT_FIELDS, f"unknown client fields: {set(op.changes)}"
+        assert set(op.changes) <= ops.CLIENT_FIELDS, f"unknown client fields: {set(op.changes)}"
         row = self._clients.get(op.client_id)
         if row is None:
             return None

@@ -57,10 +57,14 @@ class InsertClient(Op[ClientRecord | None]):
     now_ms: int
 
 
+CLIENT_FIELDS = frozenset(
+    {"secret_hash", "credit_limit_minor", "config", "disabled", "username", "currency"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class UpdateClient(Op[ClientRecord | None]):
-    """Change fields of a client (keys: secret_hash, credit_limit_minor, config, disabled,
-    username, currency)."""
+    """Change fields of a client (names in :data:`CLIENT_FIELDS`)."""
 
     client_id: int
     changes: Mapping[str, Any]

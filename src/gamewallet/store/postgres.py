@@ -61,9 +61,6 @@ _DRIVER_ERRORS: tuple[type[Exception], ...] = (
 )
 
 #: Client columns an UpdateClient may change (ops.UpdateClient's docstring).
-CLIENT_FIELDS = frozenset(
-    {"secret_hash", "credit_limit_minor", "config", "disabled", "username", "currency"}
-)
 #: Outbox states a FinishOutbox may set.
 _FINISH_STATES = frozenset({"done", "dead", "pending"})
 
@@ -658,7 +655,7 @@ class PostgresStore:
         return _client(row) if row is not None else None
 
     async def _update_client(self, conn: _Conn, op: ops.UpdateClient) -> ClientRecord | None:
-        assert set(op.changes) <= CLIENT_FIELDS, f"unknown client fields {set(op.changes)}"
+        assert set(op.changes) <= ops.CLIENT_FIELDS, f"unknown client fields {set(op.changes)}"
         if not op.changes:
             return await self._get_client(conn, ops.GetClient(client_id=op.client_id))
         names = sorted(op.changes)  # a stable text per field set, for the statement cache

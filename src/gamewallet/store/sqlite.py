@@ -378,11 +378,6 @@ def _where(clauses: Iterable[tuple[bool, str]]) -> str:
     return (" WHERE " + " AND ".join(parts)) if parts else ""
 
 
-_CLIENT_FIELDS = frozenset(
-    {"secret_hash", "credit_limit_minor", "config", "disabled", "username", "currency"}
-)
-
-
 class _Executor:
     """Answers every request of :mod:`gamewallet.store.ops` on one SQLite connection."""
 
@@ -469,7 +464,7 @@ class _Executor:
         return _client(row) if row else None
 
     def update_client(self, op: ops.UpdateClient) -> ClientRecord | None:
-        assert set(op.changes) <= _CLIENT_FIELDS, "unknown client field"
+        assert set(op.changes) <= ops.CLIENT_FIELDS, "unknown client field"
         if op.changes:
             values = [_json(v) if k == "config" else v for k, v in op.changes.items()]
             sets = ", ".join(f"{k} = ?" for k in op.changes)
