@@ -672,6 +672,58 @@ def summary_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Issue 8's targets for this 2-core machine at 64 connections: scenario -> (calls/s, p99 ms).
+TARGETS: dict[str, tuple[float, float | None]] = {
+    "1": (2500, 50.0),
+    "4": (2000, None),
+    "5": (4000, None),
+    "6": (1000, None),
+}
+
+
+def targets_markdown(results: dict[str, Any]) -> str:
+    """Each target of issue 8 against this run: met, or missed by how much."""
+    lines = ["| target | database | measured | met? |", "|---|---|---|---|"]
+    for kind, section in results["databases"].items():
+        scenarios = section.get("scenarios", {})
+        for number, (rate, p99) in TARGETS.items():
+            r = scenarios.get(number)
+            if r is None:
+                continue
+            ok = r["calls_per_s"] >= rate and (p99 is None or r["p99_ms"] <= p99)
+            goal = f"scenario {number} >= {rate:.0f} calls/s" + (
+                f", p99 <= {p99:g} ms" if p99 else ""
+            )
+            got = (
+                f"{r['calls_per_s']:.0f} calls/s ({r['calls_per_s'] / rate:.0%} of it),"
+                f" p99 {r['p99_ms']:.0f} ms"
+            )
+            lines.append(f"| {goal} | {kind} | {got} | {'yes' if ok else 'no'} |")
+        big, base = scenarios.get("7"), scenarios.get("1")
+        if big and base:
+            ok = (
+                big["calls_per_s"] >= 0.8 * base["calls_per_s"]
+                and big["p99_ms"] <= 1.25 * base["p99_ms"]
+            )
+            got = (
+                f"{big['calls_per_s'] / base['calls_per_s']:.0%} of scenario 1's throughput,"
+                f" p99 {big['p99_ms'] / base['p99_ms']:.2f}x"
+            )
+            lines.append(
+                f"| scenario 7 >= 80 % of 1, p99 <= 1.25x | {kind} | {got}"
+                f" | {'yes' if ok else 'no'} |"
+            )
+        flat = section.get("rss_flatness")
+        if flat:
+            grew = flat["rss_last_third_mib"] - flat["rss_first_third_mib"]
+            got = (
+                f"{flat['rss_first_third_mib']} -> {flat['rss_last_third_mib']} MiB"
+                f" over {flat['seconds']:.0f} s"
+            )
+            lines.append(f"| RSS flat | {kind} | {got} | {'yes' if grew <= 2 else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="gamewallet benchmark harness (loopback only)")
     parser.add_argument("--databases", default="sqlite,postgresql")
@@ -731,7 +783,8 @@ def main(argv: list[str] | None = None) -> int:
             (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
             (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
             if results["databases"]:
-                (out / f"{name}.md").write_text(summary_markdown(results))
+                summary = summary_markdown(results) + "\n" + targets_markdown(results)
+                (out / f"{name}.md").write_text(summary)
                 chart(results, out / f"{name}.png")
                 shutil.copyfile(out / f"{name}.png", out / "latest.png")
             log(f"results: {out / name}.json")
