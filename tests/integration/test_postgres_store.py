@@ -19,7 +19,7 @@ import pytest
 from gamewallet.core.errors import ErrorCode, WalletError
 from gamewallet.core.ledger import Balance, Bucket, OwnerKind, UnbalancedPosting, shard_of
 from gamewallet.core.states import OpState
-from gamewallet.store import admin_ops, ops
+from gamewallet.store import admin_ops, ops, transfer_ops
 from gamewallet.store.migrate import upgrade
 from gamewallet.store.ops import (
     Apply,
@@ -259,7 +259,7 @@ def count_of(raw: asyncpg.Connection, table: str) -> Any:
 def test_every_request_type_has_an_executor() -> None:
     requests = {
         value
-        for module in (ops, admin_ops)  # the back-office requests live in their own module
+        for module in (ops, admin_ops, transfer_ops)  # back-office and operator-side modules
         for value in vars(module).values()
         if isinstance(value, type) and issubclass(value, ops.Op) and value is not ops.Op
     }
