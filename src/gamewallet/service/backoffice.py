@@ -33,6 +33,7 @@ from gamewallet.store.records import (
     OperationRecord,
     OutboxRecord,
     PlayerRecord,
+    ReconciliationRecord,
 )
 
 ROLES = a.ROLES
@@ -549,7 +550,7 @@ def retry_outbox(outbox_id: int, now_ms: int, principal: Principal) -> UseCase[b
 
 def reconciliations(
     client_id: int | None, offset: int, limit: int
-) -> UseCase[tuple[list[Any], int]]:
+) -> UseCase[tuple[list[ReconciliationRecord], int]]:
     """A page of the reconciler's decisions, newest first."""
     return (yield from do(ops.ListReconciliations(client_id, offset=offset, limit=limit)))
 
