@@ -306,7 +306,8 @@ def decode(body: bytes, model: type[T]) -> T:
         return msgspec.json.decode(body, type=model, strict=True)
     except msgspec.ValidationError as exc:
         raise HrgError(INVALID_PARAMETER, str(exc)) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # msgspec raises the last two for invalid UTF-8 in a string and for deep nesting.
         raise HrgError(INVALID_PARAMETER, "body is not a JSON object") from None
 
 

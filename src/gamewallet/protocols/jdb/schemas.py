@@ -53,7 +53,8 @@ def decode_payload(text: str) -> dict[str, Any]:
     """The decrypted JSON object; anything else is 9006."""
     try:
         return _OBJECT.decode(text)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+        # msgspec raises the last two for invalid UTF-8 in a string and for deep nesting.
         raise JdbError("9006", reason="payload is not a JSON object") from None
 
 
@@ -61,7 +62,7 @@ def decode_body(body: bytes) -> dict[str, Any]:
     """A JSON request body carrying ``dc``/``x``/``parent``; anything else is 8000."""
     try:
         return _OBJECT.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
         raise JdbError("8000", reason="body is not a JSON object") from None
 
 

@@ -171,6 +171,8 @@ def decode(body: bytes, kind: type[T]) -> T:
         raise InvalidRequest(str(exc)) from exc
     except UnicodeDecodeError as exc:  # msgspec's answer to invalid UTF-8 inside a string
         raise InvalidRequest("the body is not valid UTF-8") from exc
+    except RecursionError as exc:  # msgspec's answer to JSON nested thousands deep
+        raise InvalidRequest("the body is nested too deeply") from exc
     return value
 
 
