@@ -8,21 +8,25 @@
    else ``initdb`` on ``PATH``); it is stopped and deleted at the end of the session;
 3. otherwise the test is skipped, or fails if ``GAMEWALLET_REQUIRE_POSTGRES=1``.
 
-``pg_url`` (function) creates an empty database ``gw_test_<hex>`` on that server and drops it
-afterwards. Tests that use either fixture get the ``postgres`` marker, and the terminal summary
-counts them; with ``GAMEWALLET_REQUIRE_POSTGRES=1`` a run in which no PostgreSQL test passed
-fails, so CI cannot go green with its PostgreSQL tests silently skipped.
+``pg_url`` (function) creates a database ``gw_test_<hex>`` at the current migration head (a
+copy of a template migrated once per session) and drops it afterwards, in the background.
+Tests that use either fixture get the ``postgres`` marker, and the terminal summary counts
+them; with ``GAMEWALLET_REQUIRE_POSTGRES=1`` a run in which no PostgreSQL test passed fails,
+so CI cannot go green with its PostgreSQL tests silently skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
+import queue
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import uuid
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -217,15 +221,63 @@ def _has_postgres_user() -> bool:
     return True
 
 
-@pytest.fixture
-def pg_url(pg_admin_url: str) -> Iterator[str]:
-    """URL of a new, empty database, dropped after the test (no migrations applied)."""
-    name = f"gw_test_{uuid.uuid4().hex}"
+@pytest.fixture(scope="session")
+def _pg_template(pg_admin_url: str) -> Iterator[str]:
+    """A database migrated to the current head once per session, cloned by ``pg_url``.
+
+    Copying a template is a file copy inside PostgreSQL: much cheaper than running every
+    migration for every test.
+    """
+    from gamewallet.store import migrate
+
+    name = f"gw_tpl_{uuid.uuid4().hex}"
     _run(_execute(pg_admin_url, f'CREATE DATABASE "{name}"'))
+    try:
+        migrate.upgrade(_with_database(pg_admin_url, name))
+        yield name
+    finally:
+        _dropper.join()
+        _run(_execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+class _Dropper:
+    """Drops finished tests' databases on a background thread, so no test waits for it."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def drop(self, admin_url: str, name: str) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="pg-dropper", daemon=True)
+            self._thread.start()
+        self._queue.put((admin_url, name))
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            admin_url, name = item
+            with contextlib.suppress(OSError, asyncpg.PostgresError):
+                _run(_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+
+_dropper = _Dropper()
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str, _pg_template: str) -> Iterator[str]:
+    """URL of a new database at the current migration head, dropped after the test."""
+    name = f"gw_test_{uuid.uuid4().hex}"
+    _run(_execute(pg_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{_pg_template}"'))
     try:
         yield _with_database(pg_admin_url, name)
     finally:
-        _run(_execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _dropper.drop(pg_admin_url, name)
 
 
 # --- the postgres marker and its summary --------------------------------------------------------

@@ -1,9 +1,11 @@
-"""The PostgreSQL test machinery itself (tests/conftest.py): a fresh database per test."""
+"""The PostgreSQL test machinery itself (tests/conftest.py): a fresh migrated database per test."""
 
 from __future__ import annotations
 
 import asyncpg
 import pytest
+
+from gamewallet.store import migrate
 
 
 async def test_pg_url_is_a_fresh_usable_database(pg_url: str) -> None:
@@ -12,10 +14,9 @@ async def test_pg_url_is_a_fresh_usable_database(pg_url: str) -> None:
         assert await connection.fetchval("select 1") == 1
         name = await connection.fetchval("select current_database()")
         assert name.startswith("gw_test_")
-        tables = await connection.fetchval(
-            "select count(*) from pg_tables where schemaname = 'public'"
-        )
-        assert tables == 0
+        version = await connection.fetchval("select version_num from alembic_version")
+        assert version == migrate.current_head()
+        assert await connection.fetchval("select count(*) from operations") == 0
     finally:
         await connection.close()
 
