@@ -17,6 +17,7 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +52,7 @@ CHROMIUM_ARGS = [
 ]
 REQUIRE = "GAMEWALLET_REQUIRE_BROWSER"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCRATCH = Path(tempfile.gettempdir()) / "gamewallet-screenshots"
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 15
 DAY_MS = 86_400_000
@@ -290,6 +292,12 @@ def sign_in(page: Any, user: str | None = None, password: str | None = None) -> 
 
 
 def shoot(page: Any, name: str) -> None:
-    """Save a full-page screenshot into docs/screenshots (shown in docs/admin.md)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    """Save a full-page screenshot of the page.
+
+    The screenshots shown in docs/admin.md are refreshed with
+    ``GAMEWALLET_UPDATE_SCREENSHOTS=1``; otherwise they go to a scratch folder (the tests
+    still take them, so a page that cannot render fails) and the work tree stays clean.
+    """
+    folder = SCREENSHOTS if os.environ.get("GAMEWALLET_UPDATE_SCREENSHOTS") == "1" else SCRATCH
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
