@@ -53,10 +53,17 @@ def to_decimal(value: object) -> Decimal:
 
 
 def decimal_places(value: Decimal) -> int:
-    """The number of significant decimal places of ``value`` (``230.00`` has 0)."""
-    exponent = value.normalize().as_tuple().exponent
+    """The number of significant decimal places of ``value`` (``230.00`` has 0).
+
+    Counted on the digits themselves: ``Decimal.normalize`` would first round to the context's
+    28 significant digits, turning ``1.0000000000000000000000000002`` into ``1``.
+    """
+    _, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)  # finite values only reach here
-    return max(0, -exponent)
+    if exponent >= 0 or not any(digits):
+        return 0
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -exponent - trailing_zeros)
 
 
 def parse_amount(
