@@ -15,11 +15,12 @@ use case runs: the fast path can be slower to qualify, never different.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gamewallet.store.fastpath import FastOffer, SeamlessRequest
+from gamewallet.store.fastpath import FastOffer, HrgRequest, SeamlessRequest
 from gamewallet.store.port import UseCase
 from gamewallet.store.records import ClientRecord
 
@@ -136,5 +137,98 @@ def seamless_offer(
         fp_suffix=fp[1],
         body_parts=parts,
         balance_first=balance_first,
+    )
+    return FastOffer(generic, request)
+
+
+# --- HRG transfers ---------------------------------------------------------------------------
+
+#: Probe values of the four HRG holes (signed total, cash after, free credit after, currency):
+#: A and B texts have the same length and differ in their first and last characters.
+_HRG_A: tuple[int, int, int, str] = (1_234_567, 2_345_678, 3_456_789, "AAA")
+_HRG_B: tuple[int, int, int, str] = (9_876_543, 8_765_432, 7_654_321, "ZZZ")
+
+
+def hrg_template(
+    render_split: Callable[[int, int, int, int, str], bytes],
+    money: Callable[[int], str],
+) -> tuple[tuple[bytes, ...], tuple[int, ...]] | None:
+    """Literal parts and hole order of an HRG answer, or None if it has another shape.
+
+    ``render_split(cash, free, cash_after, free_after, currency)`` renders a transfer whose
+    signed amounts are ``cash`` and ``free``; ``money`` writes an amount as HRG does. The
+    template is checked against a render with other lengths, a negative total and both
+    buckets non-zero.
+    """
+    base = render_split(_HRG_A[0], 0, _HRG_A[1], _HRG_A[2], _HRG_A[3])
+    holes: list[tuple[int, int, int]] = []
+    for index in range(4):
+        values: list[Any] = list(_HRG_A)
+        values[index] = _HRG_B[index]
+        other = render_split(values[0], 0, values[1], values[2], values[3])
+        if len(other) != len(base):
+            return None
+        start, end = _hole(base, other)
+        expected = money(_HRG_A[index]) if index < 3 else _HRG_A[3]  # type: ignore[arg-type]
+        if base[start:end] != expected.encode():
+            return None
+        holes.append((start, end, index + 1))
+    holes.sort()
+    if any(a[1] > b[0] for a, b in itertools.pairwise(holes)):
+        return None
+    parts, position = [], 0
+    for start, end, _ in holes:
+        parts.append(base[position:start])
+        position = end
+    parts.append(base[position:])
+    order = tuple(kind for _, _, kind in holes)
+    cash, free, after_cash, after_free, currency = -10_000_000, -5_000, 0, 5, "THB"
+    texts = {1: money(cash + free), 2: money(after_cash), 3: money(after_free), 4: currency}
+    filled = parts[0] + b"".join(
+        texts[kind].encode() + parts[i + 1] for i, kind in enumerate(order)
+    )
+    if filled != render_split(cash, free, after_cash, after_free, currency):
+        return None
+    return tuple(parts), order
+
+
+def hrg_offer(
+    generic: UseCase[bytes],
+    *,
+    client: ClientRecord,
+    kind: str,
+    user_id: str,
+    transaction_code: str,
+    all_buckets: bool,
+    cash_minor: int,
+    free_minor: int,
+    fingerprint: str,
+    now_ms: int,
+    max_amount_minor: int,
+    max_balance_minor: int,
+    render_split: Callable[[int, int, int, int, str], bytes],
+    money: Callable[[int], str],
+) -> UseCase[bytes]:
+    """``generic`` (an HRG deposit or withdraw) offered with its single-statement form."""
+    template = hrg_template(render_split, money)
+    if template is None:
+        return generic
+    parts, order = template
+    request = HrgRequest(
+        client_id=client.id,
+        kind=kind,
+        user_id=user_id,
+        transaction_code=transaction_code,
+        all_buckets=all_buckets,
+        cash_minor=cash_minor,
+        free_minor=free_minor,
+        fingerprint=fingerprint,
+        now_ms=now_ms,
+        max_amount_minor=max_amount_minor,
+        max_balance_minor=max_balance_minor,
+        credit_limit_minor=client.credit_limit_minor,
+        shards=client.shards,
+        body_parts=parts,
+        hole_order=order,
     )
     return FastOffer(generic, request)

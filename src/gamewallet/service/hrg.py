@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from gamewallet.core.errors import ErrorCode, WalletError
-from gamewallet.core.money import MAX_MINOR
+from gamewallet.core.money import MAX_MINOR, format_minor
 from gamewallet.core.states import OpState
+from gamewallet.service import fastpath
 from gamewallet.service.admin import create_player, get_player, launch_url, open_session
 from gamewallet.service.common import NS_WIRE, fingerprint, move
 from gamewallet.store import ops
@@ -197,6 +198,55 @@ def get_balances(
 def withdraw(
     client: ClientRecord, request: WithdrawRequest, now_ms: int, render: Render
 ) -> UseCase[bytes]:
+    """:func:`_withdraw`, also offered as one SQL statement (:mod:`gamewallet.service.fastpath`)."""
+    generic = _withdraw(client, request, now_ms, render)
+    return _offer(generic, client, KIND_WITHDRAW, request, request.all_buckets, now_ms, render)
+
+
+def deposit(
+    client: ClientRecord, request: DepositRequest, now_ms: int, render: Render
+) -> UseCase[bytes]:
+    """:func:`_deposit`, also offered as one SQL statement (:mod:`gamewallet.service.fastpath`)."""
+    generic = _deposit(client, request, now_ms, render)
+    return _offer(generic, client, KIND_DEPOSIT, request, False, now_ms, render)
+
+
+def _offer(
+    generic: UseCase[bytes],
+    client: ClientRecord,
+    kind: str,
+    request: WithdrawRequest | DepositRequest,
+    all_buckets: bool,
+    now_ms: int,
+    render: Render,
+) -> UseCase[bytes]:
+    def render_split(cash: int, free: int, after_cash: int, after_free: int, cur: str) -> bytes:
+        return render(
+            Transfer(request.transaction_code, request.user_id, cur, kind, cash, free,
+                     after_cash - cash, after_free - free, after_cash, after_free, now_ms)
+        )  # fmt: skip
+
+    return fastpath.hrg_offer(
+        generic,
+        client=client,
+        kind=kind,
+        user_id=request.user_id,
+        transaction_code=request.transaction_code,
+        all_buckets=all_buckets,
+        cash_minor=request.cash_minor,
+        free_minor=request.free_minor,
+        fingerprint=request.fingerprint(),
+        now_ms=now_ms,
+        max_amount_minor=max_amount_minor(client),
+        max_balance_minor=MAX_MINOR,
+        render_split=render_split,
+        money=lambda minor: format_minor(minor, min_fraction_digits=1),
+    )
+
+
+def _withdraw(
+    client: ClientRecord, request: WithdrawRequest, now_ms: int, render: Render
+) -> UseCase[bytes]:
     """Move money from the player's buckets to the agent; returns the response bytes."""
     player = yield from get_player(client, request.user_id, lock=True)
     replay = yield from _replay(client, request.transaction_code, request.fingerprint(), render)
@@ -229,7 +279,7 @@ def withdraw(
     )
 
 
-def deposit(
+def _deposit(
     client: ClientRecord, request: DepositRequest, now_ms: int, render: Render
 ) -> UseCase[bytes]:
     """Move money from the agent to the player's buckets; returns the response bytes."""

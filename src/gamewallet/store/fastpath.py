@@ -50,12 +50,35 @@ class SeamlessRequest:
     balance_first: bool
 
 
+@dataclass(frozen=True, slots=True)
+class HrgRequest:
+    """One HRG ``deposit`` / ``withdraw`` as data (see ``service.hrg``)."""
+
+    client_id: int
+    kind: str  # "deposit" | "withdraw"
+    user_id: str
+    transaction_code: str
+    all_buckets: bool  # withdraw with allWithdraw: the amounts are ignored
+    cash_minor: int
+    free_minor: int
+    fingerprint: str  # the request's own fingerprint (it does not depend on stored rows)
+    now_ms: int
+    max_amount_minor: int
+    max_balance_minor: int
+    credit_limit_minor: int | None
+    shards: int
+    #: Literal parts around the holes, and what fills each hole in order: 1 the signed total,
+    #: 2 the cash balance after, 3 the free credit after, 4 the currency.
+    body_parts: tuple[bytes, ...]
+    hole_order: tuple[int, ...]
+
+
 class FastOffer(Generator[Op[Any], Any, bytes]):
-    """The generic use case, plus the same call as a :class:`SeamlessRequest`."""
+    """The generic use case, plus the same call as a request a store may run instead."""
 
     __slots__ = ("_generic", "request")
 
-    def __init__(self, generic: UseCase[bytes], request: SeamlessRequest) -> None:
+    def __init__(self, generic: UseCase[bytes], request: SeamlessRequest | HrgRequest) -> None:
         self._generic = generic
         self.request = request
 

@@ -3,8 +3,9 @@
 :class:`FastPostgresStore` is :class:`~gamewallet.store.postgres.PostgresStore` plus two things.
 
 1. A :class:`~gamewallet.store.fastpath.FastOffer` is answered by one call of the SQL function
-   ``gw_seamless_call_v1`` (migration 0005), sent outside an explicit transaction: the statement
-   is its own transaction, so BEGIN and COMMIT cost no extra round trips. The function returns
+   ``gw_seamless_call_v1`` or ``gw_hrg_transfer_v1`` (migration 0005), sent outside an
+   explicit transaction: the statement is its own transaction, so BEGIN and COMMIT cost no
+   extra round trips. The function returns
    ``ok`` + the response bytes, ``error`` + a core error code (nothing changed), or ``generic``
    (nothing changed; the generic use case then runs as usual). If the function is missing (a
    database not yet at 0005) every call takes the generic path.
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from gamewallet.core.errors import ErrorCode, WalletError
-from gamewallet.store.fastpath import FastOffer, SeamlessRequest
+from gamewallet.store.fastpath import FastOffer, HrgRequest, SeamlessRequest
 from gamewallet.store.port import UseCase
 from gamewallet.store.postgres import _DRIVER_ERRORS, PostgresStore, _store_error
 
@@ -37,7 +38,11 @@ _CALL = """
 SELECT o_status, o_code, o_detail, o_body FROM gw_seamless_call_v1(
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
     $21, $22)"""
-_AVAILABLE = "SELECT to_regproc($1) IS NOT NULL"
+_HRG_CALL = """
+SELECT o_status, o_code, o_detail, o_body FROM gw_hrg_transfer_v1(
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"""
+_AVAILABLE = "SELECT to_regproc($1) IS NOT NULL, to_regproc($2) IS NOT NULL"
+HRG_FUNCTION = "gw_hrg_transfer_v1"
 
 
 def _json(value: Mapping[str, Any]) -> str:
@@ -75,6 +80,28 @@ def call_arguments(r: SeamlessRequest) -> tuple[Any, ...]:
     )
 
 
+def hrg_arguments(r: HrgRequest) -> tuple[Any, ...]:
+    """The 16 arguments of ``gw_hrg_transfer_v1`` for ``r``."""
+    return (
+        r.client_id,
+        r.kind,
+        r.user_id,
+        json.dumps(r.user_id, ensure_ascii=False),  # as _json writes it inside the detail
+        r.transaction_code,
+        r.all_buckets,
+        r.cash_minor,
+        r.free_minor,
+        r.fingerprint,
+        r.now_ms,
+        r.max_amount_minor,
+        r.max_balance_minor,
+        r.credit_limit_minor,
+        r.shards,
+        list(r.body_parts),
+        list(r.hole_order),
+    )
+
+
 async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
     """Pool release hook: nothing to reset (see the module docstring)."""
     del conn
@@ -86,8 +113,9 @@ class FastPostgresStore(PostgresStore):
     def __init__(self, url: str, *, fastpath: bool = True, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
         self.fastpath_wanted = fastpath
-        #: True once start() found the function in the database.
+        #: True once start() found the function in the database (seamless / HRG).
         self.fastpath = False
+        self.fastpath_hrg = False
 
     def __repr__(self) -> str:  # never show the URL: it may hold a password
         return f"<FastPostgresStore max_size={self.max_size} fastpath={self.fastpath}>"
@@ -106,20 +134,29 @@ class FastPostgresStore(PostgresStore):
                 server_settings={"application_name": "gamewallet"},
                 reset=_keep_session,
             )
-            available = await self._pool.fetchval(_AVAILABLE, FUNCTION)
+            found = await self._pool.fetchrow(_AVAILABLE, FUNCTION, HRG_FUNCTION)
         except _DRIVER_ERRORS as exc:
             raise _store_error(exc) from exc
-        self.fastpath = bool(available) and self.fastpath_wanted
+        assert found is not None
+        self.fastpath = bool(found[0]) and self.fastpath_wanted
+        self.fastpath_hrg = bool(found[1]) and self.fastpath_wanted
 
     async def run(self, use_case: UseCase[T]) -> T:
         """Run ``use_case``: in one statement when it is a fast offer, else as PostgresStore."""
         offer = use_case if isinstance(use_case, FastOffer) else None
         pool = self._pool
-        if offer is None or not self.fastpath or pool is None:
+        if offer is None or pool is None:
+            return await super().run(use_case)
+        request = offer.request
+        if isinstance(request, SeamlessRequest) and self.fastpath:
+            sql, args = _CALL, call_arguments(request)
+        elif isinstance(request, HrgRequest) and self.fastpath_hrg:
+            sql, args = _HRG_CALL, hrg_arguments(request)
+        else:
             return await super().run(use_case)
         try:
             async with pool.acquire(timeout=self.command_timeout_s) as conn:
-                row = await conn.fetchrow(_CALL, *call_arguments(offer.request))
+                row = await conn.fetchrow(sql, *args)
         except asyncpg.CheckViolationError as exc:
             use_case.close()
             raise AssertionError(

@@ -309,12 +309,228 @@ BEGIN
 END
 $$"""
 
+# core.money.format_minor with one fraction digit at least (HRG strings): 100000.0, -150.0.
+_FORMAT_MINOR1 = """
+CREATE OR REPLACE FUNCTION gw_format_minor1(m bigint) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN m < 0 THEN '-' ELSE '' END
+        || (abs(m) / 10000)::text || '.'
+        || CASE WHEN abs(m) % 10000 = 0 THEN '0'
+                ELSE rtrim(lpad((abs(m) % 10000)::text, 4, '0'), '0') END
+$$"""
+
+# An HRG answer from its template: p_parts around the holes, p_order saying what fills each
+# (1 the signed total, 2 the cash balance after, 3 the free credit after, 4 the currency).
+_HRG_RENDER = """
+CREATE OR REPLACE FUNCTION gw_hrg_render_v1(
+    p_parts bytea[], p_order integer[], p_total bigint, p_cash bigint, p_free bigint,
+    p_currency text) RETURNS bytea
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    v bytea := p_parts[1];
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_order, 1), 0) LOOP
+        v := v || convert_to(CASE p_order[i] WHEN 1 THEN gw_format_minor1(p_total)
+                                             WHEN 2 THEN gw_format_minor1(p_cash)
+                                             WHEN 3 THEN gw_format_minor1(p_free)
+                                             ELSE p_currency END, 'UTF8')
+               || p_parts[i + 1];
+    END LOOP;
+    RETURN v;
+END
+$$"""
+
+# service.hrg.withdraw / deposit in one statement (same precedence, rows and stored bytes).
+_HRG_TRANSFER = """
+CREATE OR REPLACE FUNCTION gw_hrg_transfer_v1(
+    p_client_id bigint, p_kind text, p_user_id text, p_user_json text, p_code text,
+    p_all boolean, p_cash bigint, p_free bigint, p_fp text, p_now_ms bigint,
+    p_max_amount bigint, p_max_minor bigint, p_credit_limit bigint, p_shards integer,
+    p_parts bytea[], p_order integer[],
+    OUT o_status text, OUT o_code text, OUT o_detail text, OUT o_body bytea)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_player bigint; v_currency text; v_cash_acct bigint; v_free_acct bigint;
+    v_c_posted bigint; v_c_held bigint; v_f_posted bigint; v_f_held bigint;
+    v_st_fp text; v_st_body bytea;
+    v_op_id bigint; v_op_kind text; v_op_amount bigint; v_op_free bigint; v_op_currency text;
+    v_op_detail text; v_sign bigint; v_cash bigint; v_free bigint; v_total bigint;
+    v_shard integer; v_client_cash bigint; v_client_free bigint; v_after_cash bigint;
+    v_after_free bigint;
+BEGIN
+    o_status := 'error';
+    -- get_player(lock=True)
+    SELECT p.id, p.currency, c.id, c.posted_minor, c.held_minor, f.id, f.posted_minor,
+           f.held_minor
+      INTO v_player, v_currency, v_cash_acct, v_c_posted, v_c_held, v_free_acct, v_f_posted,
+           v_f_held
+      FROM players p
+      JOIN accounts c ON c.owner_kind = 'player' AND c.owner_id = p.id
+                     AND c.currency = p.currency AND c.bucket = 'cash' AND c.shard = 0
+      JOIN accounts f ON f.owner_kind = 'player' AND f.owner_id = p.id
+                     AND f.currency = p.currency AND f.bucket = 'free' AND f.shard = 0
+     WHERE p.client_id = p_client_id AND p.external_id = p_user_id COLLATE "default"
+       FOR UPDATE OF p, c, f;
+    IF NOT FOUND THEN
+        o_code := 'PLAYER_NOT_FOUND'; o_detail := 'no player ' || p_user_id; RETURN;
+    END IF;
+    -- _replay: the stored answer, else the operation itself.
+    SELECT fingerprint, response INTO v_st_fp, v_st_body FROM idempotency
+     WHERE client_id = p_client_id AND scope = 'hrg:transfer' AND key = p_code COLLATE "default";
+    IF FOUND THEN
+        IF v_st_fp <> p_fp THEN o_code := 'ID_REUSED'; RETURN; END IF;
+        o_status := 'ok'; o_body := v_st_body; RETURN;
+    END IF;
+    SELECT id, kind, amount_minor, free_minor, currency, detail
+      INTO v_op_id, v_op_kind, v_op_amount, v_op_free, v_op_currency, v_op_detail
+      FROM operations
+     WHERE client_id = p_client_id AND ns = 'wire' AND ext_id = p_code COLLATE "default";
+    IF NOT FOUND THEN
+        v_op_id := NULL;
+        -- The refusals of withdraw / deposit, in their order.
+        IF p_kind = 'withdraw' THEN
+            v_sign := -1;
+            IF p_all THEN
+                v_cash := v_c_posted - v_c_held; v_free := v_f_posted - v_f_held;
+            ELSE
+                v_cash := p_cash; v_free := p_free;
+                IF v_cash > p_max_amount OR v_free > p_max_amount THEN
+                    o_code := 'LIMIT_EXCEEDED'; RETURN;
+                END IF;
+                IF v_cash > v_c_posted - v_c_held THEN
+                    o_code := 'INSUFFICIENT_FUNDS'; RETURN;
+                END IF;
+                IF v_free > v_f_posted - v_f_held THEN
+                    o_code := 'INSUFFICIENT_FREE_CREDIT'; RETURN;
+                END IF;
+            END IF;
+        ELSE
+            v_sign := 1; v_cash := p_cash; v_free := p_free;
+            IF v_cash > p_max_amount OR v_free > p_max_amount THEN
+                o_code := 'LIMIT_EXCEEDED'; RETURN;
+            END IF;
+            IF v_c_posted + v_cash > p_max_minor OR v_f_posted + v_free > p_max_minor THEN
+                o_code := 'BALANCE_LIMIT_EXCEEDED'; RETURN;
+            END IF;
+        END IF;
+        -- _transfer: claim the code with the record the query endpoints read.
+        v_after_cash := v_c_posted + v_sign * v_cash;
+        v_after_free := v_f_posted + v_sign * v_free;
+        INSERT INTO operations (client_id, ns, ext_id, kind, player_id, currency, amount_minor,
+                                free_minor, state, created_at_ms, updated_at_ms, detail)
+        VALUES (p_client_id, 'wire', p_code, p_kind, v_player, v_currency, v_cash, v_free,
+                'completed', p_now_ms, p_now_ms,
+                '{"afterBalance":' || v_after_cash || ',"afterFreeCredit":' || v_after_free
+                || ',"fingerprint":"' || p_fp || '","preBalance":' || v_c_posted
+                || ',"preFreeCredit":' || v_f_posted || ',"userId":' || p_user_json || '}')
+        ON CONFLICT (client_id, ns, ext_id) DO NOTHING
+        RETURNING id INTO v_op_id;
+        IF v_op_id IS NULL THEN
+            -- Claimed meanwhile by a transfer of another player: judge against it.
+            SELECT id, kind, amount_minor, free_minor, currency, detail
+              INTO v_op_id, v_op_kind, v_op_amount, v_op_free, v_op_currency, v_op_detail
+              FROM operations
+             WHERE client_id = p_client_id AND ns = 'wire' AND ext_id = p_code COLLATE "default";
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'gamewallet: an operation id is claimed but not stored';
+            END IF;
+        END IF;
+    END IF;
+    IF v_op_kind IS NOT NULL THEN
+        -- _replay_operation: the same request rebuilds the same answer from the record.
+        IF (v_op_detail::json ->> 'fingerprint') IS DISTINCT FROM p_fp THEN
+            o_code := 'ID_REUSED'; RETURN;
+        END IF;
+        IF v_op_kind NOT IN ('deposit', 'withdraw') THEN
+            RAISE EXCEPTION 'gamewallet: not an HRG transfer';
+        END IF;
+        o_body := gw_hrg_render_v1(
+            p_parts, p_order,
+            CASE WHEN v_op_kind = 'withdraw' THEN -1 ELSE 1 END * (v_op_amount + v_op_free),
+            (v_op_detail::json ->> 'afterBalance')::bigint,
+            (v_op_detail::json ->> 'afterFreeCredit')::bigint, v_op_currency);
+        o_status := 'ok'; RETURN;
+    END IF;
+    -- service.common.move: cash bucket first (credit limit), then free credit.
+    v_shard := (v_player % p_shards)::integer;
+    IF v_cash <> 0 THEN
+        IF p_credit_limit IS NOT NULL AND v_sign * v_cash > 0 THEN
+            SELECT coalesce(sum(posted_minor), 0) INTO v_total FROM (
+                SELECT posted_minor FROM accounts
+                 WHERE owner_kind = 'client' AND owner_id = p_client_id
+                   AND currency = v_currency AND bucket = 'cash'
+                   AND shard >= 0 AND shard < p_shards
+                 ORDER BY shard FOR UPDATE) AS s;
+            IF v_total - v_sign * v_cash < -p_credit_limit THEN
+                DELETE FROM operations WHERE id = v_op_id;
+                o_code := 'CREDIT_LIMIT_EXCEEDED'; RETURN;
+            END IF;
+        END IF;
+        v_client_cash := gw_client_shard_v1(p_client_id, v_currency, 'cash', v_shard);
+    END IF;
+    IF v_free <> 0 THEN
+        v_client_free := gw_client_shard_v1(p_client_id, v_currency, 'free', v_shard);
+    END IF;
+    IF v_cash <> 0 THEN
+        UPDATE accounts SET posted_minor = posted_minor + v_sign * v_cash WHERE id = v_cash_acct;
+        UPDATE accounts SET posted_minor = posted_minor - v_sign * v_cash
+         WHERE id = v_client_cash;
+        INSERT INTO postings (operation_id, account_id, currency, amount_minor, created_at_ms)
+        VALUES (v_op_id, v_cash_acct, v_currency, v_sign * v_cash, p_now_ms),
+               (v_op_id, v_client_cash, v_currency, -v_sign * v_cash, p_now_ms);
+    END IF;
+    IF v_free <> 0 THEN
+        UPDATE accounts SET posted_minor = posted_minor + v_sign * v_free WHERE id = v_free_acct;
+        UPDATE accounts SET posted_minor = posted_minor - v_sign * v_free
+         WHERE id = v_client_free;
+        INSERT INTO postings (operation_id, account_id, currency, amount_minor, created_at_ms)
+        VALUES (v_op_id, v_free_acct, v_currency, v_sign * v_free, p_now_ms),
+               (v_op_id, v_client_free, v_currency, -v_sign * v_free, p_now_ms);
+    END IF;
+    o_body := gw_hrg_render_v1(p_parts, p_order, v_sign * (v_cash + v_free), v_after_cash,
+                               v_after_free, v_currency);
+    INSERT INTO idempotency (client_id, scope, key, fingerprint, response, created_at_ms)
+    VALUES (p_client_id, 'hrg:transfer', p_code, p_fp, o_body, p_now_ms)
+    ON CONFLICT (client_id, scope, key) DO NOTHING;
+    o_status := 'ok';
+END
+$$"""
+
+# The id of a client's account shard row, locked, created on first use (GetOwnerAccounts).
+_CLIENT_SHARD = """
+CREATE OR REPLACE FUNCTION gw_client_shard_v1(
+    p_client_id bigint, p_currency text, p_bucket text, p_shard integer) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    SELECT id INTO v_id FROM accounts
+     WHERE owner_kind = 'client' AND owner_id = p_client_id AND currency = p_currency
+       AND bucket = p_bucket AND shard = p_shard
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO accounts (owner_kind, owner_id, currency, bucket, shard, no_overdraft)
+        VALUES ('client', p_client_id, p_currency, p_bucket, p_shard, false)
+        ON CONFLICT (owner_kind, owner_id, currency, bucket, shard) DO NOTHING;
+        SELECT id INTO v_id FROM accounts
+         WHERE owner_kind = 'client' AND owner_id = p_client_id AND currency = p_currency
+           AND bucket = p_bucket AND shard = p_shard
+           FOR UPDATE;
+    END IF;
+    RETURN v_id;
+END
+$$"""
+
 
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return  # SQLite keeps the generic path (its writer thread already batches commits)
     op.execute(_FORMAT_MINOR)
     op.execute(_SEAMLESS_CALL)
+    op.execute(_FORMAT_MINOR1)
+    op.execute(_HRG_RENDER)
+    op.execute(_CLIENT_SHARD)
+    op.execute(_HRG_TRANSFER)
 
 
 def downgrade() -> None:
@@ -325,4 +541,14 @@ def downgrade() -> None:
         " bigint, text, bigint, bigint, bigint, bigint, bigint, integer, text, text, text,"
         " text, text, text, bytea[], boolean)"
     )
+    op.execute(
+        "DROP FUNCTION IF EXISTS gw_hrg_transfer_v1(bigint, text, text, text, text, boolean,"
+        " bigint, bigint, text, bigint, bigint, bigint, bigint, integer, bytea[], integer[])"
+    )
+    op.execute("DROP FUNCTION IF EXISTS gw_client_shard_v1(bigint, text, text, integer)")
+    op.execute(
+        "DROP FUNCTION IF EXISTS gw_hrg_render_v1(bytea[], integer[], bigint, bigint, bigint,"
+        " text)"
+    )
+    op.execute("DROP FUNCTION IF EXISTS gw_format_minor1(bigint)")
     op.execute("DROP FUNCTION IF EXISTS gw_format_minor(bigint)")
