@@ -133,6 +133,8 @@ def listening_socket() -> socket.socket:
 def uvicorn_argv(app: str, *, fd: int | None = None, port: int | None = None) -> list[str]:
     """The command line of one uvicorn process of ``app`` (a factory)."""
     argv = [sys.executable, "-m", "uvicorn", app, "--factory", "--no-access-log"]
+    # The request-head bound of ``gamewallet serve`` (httptools has none of its own).
+    argv += ["--http", "gamewallet.httpserver:BoundedHttpToolsProtocol"]
     if fd is not None:
         argv += ["--fd", str(fd)]
     else:

@@ -44,7 +44,9 @@ PAYMENTS = {"payment_secret": "fuzz-pay-secret", "payment_callback_url": "http:/
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, World, Any]]:
     """The server, its world, and the schemathesis schema it describes itself with."""
     root = tmp_path_factory.mktemp("fuzz")
-    url, world = seeded_database(root, {"gamea": PAYMENTS})
+    url, world = seeded_database(
+        root, {"gamea": PAYMENTS, "agenta": {"game_url": "https://games.example/{token}"}}
+    )
     with LiveServer(url, root / "server.log", log_level="WARNING") as server:
         document = httpx.get(f"{server.url}/schema/openapi.json", timeout=10).json()
         yield server, world, schemathesis.openapi.from_dict(document)
