@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import platform
 import random
@@ -63,6 +64,9 @@ SETUP_READY_TIMEOUT_S = 120.0
 SCENARIO_END_TIMEOUT_S = 300.0
 DRAIN_POLL_S = 0.5
 LOG_TAIL_CHARS = 3000
+#: After PostgreSQL is back, processes that fail to start are still blamed on the outage
+#: for this long (their start may have begun while it was down).
+DB_BACK_GRACE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,8 @@ class Soak:
         self.game_port = 0
         self.tokens: list[str] = []
         self.started = time.monotonic()
+        #: (since, until) of the PostgreSQL outage, monotonic seconds; none yet.
+        self.db_outage: tuple[float, float] = (math.inf, math.inf)
 
     def say(self, text: str) -> None:
         """One progress line, with the time since the start."""
@@ -356,7 +362,9 @@ class Soak:
             now = loop.time()
             if not pg_done and now >= pg_at:
                 self.say(f"crash-restarting PostgreSQL ({p.pg_down_s:g} s down)")
+                self.db_outage = (time.monotonic(), math.inf)
                 await asyncio.to_thread(self.cluster.restart_after_crash, p.pg_down_s)
+                self.db_outage = (self.db_outage[0], time.monotonic() + DB_BACK_GRACE_S)
                 self.outcome.faults["postgres crash-restart"] += 1
                 pg_done = True
             if now >= next_server:
@@ -376,13 +384,28 @@ class Soak:
                 next_worker = loop.time() + self.rng.uniform(*p.worker_kill_every_s)
         phases.traffic_over.set()
 
+    def during_db_outage(self) -> bool:
+        """Whether PostgreSQL is down now, or came back less than DB_BACK_GRACE_S ago."""
+        since, until = self.db_outage
+        return since <= time.monotonic() <= until
+
     async def monitor(self, stop: asyncio.Event) -> None:
-        """Restart (and record) any process that died without being killed by the soak."""
+        """Restart any process that died without being killed by the soak, as a supervisor
+        would. One that could not start because the database was down (a server exits when it
+        cannot reach the database at start) is expected; any other exit is a violation."""
         while not stop.is_set():
             for process in self.processes:
-                if process.check_exit():
-                    self.say(f"UNEXPECTED EXIT of {process.name}; restarting it")
-                    process.start()
+                if not process.check_exit():
+                    continue
+                exit_text = process.unexpected_exits[-1]
+                tail = process.log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+                if self.during_db_outage():
+                    process.unexpected_exits.pop()
+                    self.outcome.faults["exit at start while the database was down"] += 1
+                    self.say(f"{exit_text} (the database is down); restarting it")
+                else:
+                    self.say(f"UNEXPECTED EXIT: {exit_text}; restarting it. Log tail:\n{tail}")
+                process.start()
             await asyncio.sleep(0.5)
 
     async def all_up(self) -> None:
@@ -471,6 +494,7 @@ class Soak:
                 o.violations.append(f"{tag}: {report.error}")
         seamless = next(s for s in scenarios if isinstance(s, SoakSeamless))
         o.facts["seamless_retries_of_100"] = seamless.other_error_retries
+        o.facts["duplicates_with_a_transient_copy"] = sum(s.transient_dups for s in scenarios)
         o.calls += prober.calls
         store = open_store(self.wallet_url, pool_size=1)
         game_store = open_store(self.game_url, pool_size=1)
