@@ -12,6 +12,7 @@ A player in a game, or inside the cooldown of the game type it left, cannot with
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from gamewallet.core.states import OpState
 from gamewallet.service import admin
 from gamewallet.service.common import NS_WIRE, client_balance, move
 from gamewallet.store import ops
+from gamewallet.store.fastpath import FastOffer, JdbRequest
 from gamewallet.store.port import Store, UseCase, do
 from gamewallet.store.records import ClientRecord, OperationRecord, PlayerRecord, SessionRecord
 
@@ -260,6 +262,43 @@ def lock_key(client: ClientRecord, serial_no: str) -> str:
 
 
 def transfer(client: ClientRecord, req: TransferRequest, now_ms: int) -> UseCase[TransferResult]:
+    """:func:`_transfer`, also offered as one SQL statement (``store.fastpath.JdbRequest``;
+    the PostgreSQL store runs it in one round trip)."""
+    generic = _transfer(client, req, now_ms)
+    longest = _longest_cooldown_ms(client)
+    if longest is None:
+        return generic
+    request = JdbRequest(
+        client.id, lock_key(client, req.serial_no), req.uid, req.serial_no, req.amount_minor,
+        req.all_cash_out, req.remark, now_ms, LIMIT_MINOR, longest, client.credit_limit_minor,
+        client.shards,
+    )  # fmt: skip
+
+    def finish(row: Mapping[str, Any]) -> TransferResult:
+        signed = int(row["o_signed"])
+        operation = OperationRecord(
+            row["o_op_id"], client.id, NS_WIRE, req.serial_no, WITHDRAW if signed < 0 else DEPOSIT,
+            row["o_player"], row["o_currency"], abs(signed), 0, OpState.COMPLETED, now_ms, now_ms,
+            json.loads(row["o_op_detail"]),
+        )  # fmt: skip
+        return TransferResult(operation, signed, int(row["o_before"]) + signed, row["o_agent"])
+
+    return FastOffer(generic, request, finish)
+
+
+def _longest_cooldown_ms(client: ClientRecord) -> int | None:
+    """The longest withdrawal cooldown any game can impose for ``client`` (None: a config the
+    generic path must judge)."""
+    configured = client.config.get("cooldown_s")
+    overrides: Mapping[str, Any] = configured if isinstance(configured, Mapping) else {}
+    try:
+        seconds = [float(v) for v in (*overrides.values(), *DEFAULT_COOLDOWN_S.values())]
+        return max([0, *(int(s * 1000) for s in seconds)])
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _transfer(client: ClientRecord, req: TransferRequest, now_ms: int) -> UseCase[TransferResult]:
     """Action 19: move money between the agent and a player, once per ``serialNo``.
 
     Checks, first match wins: serialNo in progress (IN_PROGRESS) or done (ALREADY_COMPLETED);

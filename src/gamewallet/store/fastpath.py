@@ -13,13 +13,15 @@ currency, and the fingerprint is ``sha256(fp_prefix + player_id + fp_suffix)``.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from gamewallet.store.ops import Op
 from gamewallet.store.port import UseCase
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +75,47 @@ class HrgRequest:
     hole_order: tuple[int, ...]
 
 
-class FastOffer(Generator[Op[Any], Any, bytes]):
-    """The generic use case, plus the same call as a request a store may run instead."""
+@dataclass(frozen=True, slots=True)
+class JdbRequest:
+    """One JDB action 19 as data (see ``service.jdb.transfer``)."""
 
-    __slots__ = ("_generic", "request")
+    client_id: int
+    lock_key: str
+    uid: str
+    serial_no: str
+    amount_minor: int | None  # signed; None with all_cash_out
+    all_cash_out: bool
+    remark: str
+    now_ms: int
+    limit_minor: int  # deposits and balances stay below it
+    #: The longest withdrawal cooldown any game can impose: a player who left a game more
+    #: recently is left to the generic path, which knows the per-game table.
+    max_cooldown_ms: int
+    credit_limit_minor: int | None
+    shards: int
 
-    def __init__(self, generic: UseCase[bytes], request: SeamlessRequest | HrgRequest) -> None:
+
+FastRequest = SeamlessRequest | HrgRequest | JdbRequest
+
+
+class FastOffer(Generator[Op[Any], Any, T]):
+    """The generic use case, plus the same call as a request a store may run instead.
+
+    ``finish`` turns the store's answer (the function's output columns) into the use case's
+    result; without it the answer is the response bytes.
+    """
+
+    __slots__ = ("_generic", "finish", "request")
+
+    def __init__(
+        self,
+        generic: UseCase[T],
+        request: FastRequest,
+        finish: Callable[[Mapping[str, Any]], T] | None = None,
+    ) -> None:
         self._generic = generic
         self.request = request
+        self.finish = finish
 
     def send(self, value: Any) -> Op[Any]:
         return self._generic.send(value)

@@ -1,14 +1,15 @@
-"""The PostgreSQL store with its fast path: one round trip per seamless wallet call.
+"""The PostgreSQL store with its fast path: one round trip per wallet call.
 
 :class:`FastPostgresStore` is :class:`~gamewallet.store.postgres.PostgresStore` plus two things.
 
 1. A :class:`~gamewallet.store.fastpath.FastOffer` is answered by one call of the SQL function
-   ``gw_seamless_call_v1`` or ``gw_hrg_transfer_v1`` (migration 0005), sent outside an
-   explicit transaction: the statement is its own transaction, so BEGIN and COMMIT cost no
-   extra round trips. The function returns
-   ``ok`` + the response bytes, ``error`` + a core error code (nothing changed), or ``generic``
-   (nothing changed; the generic use case then runs as usual). If the function is missing (a
-   database not yet at 0005) every call takes the generic path.
+   ``gw_seamless_call_v1``, ``gw_hrg_transfer_v1`` or ``gw_jdb_transfer_v1`` (migration
+   0005), sent outside an explicit transaction: the statement is its own transaction, so
+   BEGIN and COMMIT cost no extra round trips. The function returns ``ok`` + the response
+   bytes (or, for JDB, the data the offer's ``finish`` turns into the use case's result),
+   ``error`` + a core error code (nothing changed), or ``generic`` (nothing changed; the
+   generic use case then runs as usual). If a function is missing (a database not yet at
+   0005) its calls take the generic path.
 2. The pool does not run asyncpg's reset query (``RESET ALL; UNLISTEN *; …``) on every release:
    gamewallet keeps no session state on its connections (no SET, LISTEN, session advisory lock
    or cursor outlives a use case), so that query was one wasted round trip per call.
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from gamewallet.core.errors import ErrorCode, WalletError
-from gamewallet.store.fastpath import FastOffer, HrgRequest, SeamlessRequest
+from gamewallet.store.fastpath import FastOffer, HrgRequest, JdbRequest, SeamlessRequest
 from gamewallet.store.port import UseCase
 from gamewallet.store.postgres import _DRIVER_ERRORS, PostgresStore, _store_error
 
@@ -41,8 +42,13 @@ SELECT o_status, o_code, o_detail, o_body FROM gw_seamless_call_v1(
 _HRG_CALL = """
 SELECT o_status, o_code, o_detail, o_body FROM gw_hrg_transfer_v1(
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"""
-_AVAILABLE = "SELECT to_regproc($1) IS NOT NULL, to_regproc($2) IS NOT NULL"
+_AVAILABLE = (
+    "SELECT to_regproc($1) IS NOT NULL, to_regproc($2) IS NOT NULL, to_regproc($3) IS NOT NULL"
+)
 HRG_FUNCTION = "gw_hrg_transfer_v1"
+_JDB_CALL = """
+SELECT * FROM gw_jdb_transfer_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"""
+JDB_FUNCTION = "gw_jdb_transfer_v1"
 
 
 def _json(value: Mapping[str, Any]) -> str:
@@ -102,6 +108,25 @@ def hrg_arguments(r: HrgRequest) -> tuple[Any, ...]:
     )
 
 
+def jdb_arguments(r: JdbRequest) -> tuple[Any, ...]:
+    """The 13 arguments of ``gw_jdb_transfer_v1`` for ``r``."""
+    return (
+        r.client_id,
+        r.lock_key,
+        r.uid,
+        json.dumps(r.uid, ensure_ascii=False),  # as _json writes it inside the detail
+        r.serial_no,
+        r.amount_minor,
+        r.all_cash_out,
+        json.dumps(r.remark, ensure_ascii=False),
+        r.now_ms,
+        r.limit_minor,
+        r.max_cooldown_ms,
+        r.credit_limit_minor,
+        r.shards,
+    )
+
+
 async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
     """Pool release hook: nothing to reset (see the module docstring)."""
     del conn
@@ -116,6 +141,7 @@ class FastPostgresStore(PostgresStore):
         #: True once start() found the function in the database (seamless / HRG).
         self.fastpath = False
         self.fastpath_hrg = False
+        self.fastpath_jdb = False
 
     def __repr__(self) -> str:  # never show the URL: it may hold a password
         return f"<FastPostgresStore max_size={self.max_size} fastpath={self.fastpath}>"
@@ -134,12 +160,13 @@ class FastPostgresStore(PostgresStore):
                 server_settings={"application_name": "gamewallet"},
                 reset=_keep_session,
             )
-            found = await self._pool.fetchrow(_AVAILABLE, FUNCTION, HRG_FUNCTION)
+            found = await self._pool.fetchrow(_AVAILABLE, FUNCTION, HRG_FUNCTION, JDB_FUNCTION)
         except _DRIVER_ERRORS as exc:
             raise _store_error(exc) from exc
         assert found is not None
         self.fastpath = bool(found[0]) and self.fastpath_wanted
         self.fastpath_hrg = bool(found[1]) and self.fastpath_wanted
+        self.fastpath_jdb = bool(found[2]) and self.fastpath_wanted
 
     async def run(self, use_case: UseCase[T]) -> T:
         """Run ``use_case``: in one statement when it is a fast offer, else as PostgresStore."""
@@ -152,6 +179,8 @@ class FastPostgresStore(PostgresStore):
             sql, args = _CALL, call_arguments(request)
         elif isinstance(request, HrgRequest) and self.fastpath_hrg:
             sql, args = _HRG_CALL, hrg_arguments(request)
+        elif isinstance(request, JdbRequest) and self.fastpath_jdb:
+            sql, args = _JDB_CALL, jdb_arguments(request)
         else:
             return await super().run(use_case)
         try:
@@ -173,5 +202,8 @@ class FastPostgresStore(PostgresStore):
         if status == "error":
             raise WalletError(ErrorCode[row["o_code"]], row["o_detail"])
         assert status == "ok", f"unknown fast-path status {status!r}"
-        body: T = bytes(row["o_body"])  # type: ignore[assignment]  # a FastOffer returns bytes
+        if offer.finish is not None:
+            result: T = offer.finish(dict(row))
+            return result
+        body: T = bytes(row["o_body"])  # type: ignore[assignment]  # an offer without finish
         return body

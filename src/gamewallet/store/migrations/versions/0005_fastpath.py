@@ -521,6 +521,113 @@ BEGIN
 END
 $$"""
 
+# service.jdb.transfer (action 19) in one statement. A player who left a game less than the
+# longest cooldown ago is handed to the generic path (its cooldown table is Python's).
+_JDB_TRANSFER = """
+CREATE OR REPLACE FUNCTION gw_jdb_transfer_v1(
+    p_client_id bigint, p_lock_key text, p_uid text, p_uid_json text, p_serial text,
+    p_amount bigint, p_all boolean, p_remark_json text, p_now_ms bigint, p_limit bigint,
+    p_max_cooldown_ms bigint, p_credit_limit bigint, p_shards integer,
+    OUT o_status text, OUT o_code text, OUT o_detail text, OUT o_op_id bigint,
+    OUT o_player bigint, OUT o_currency text, OUT o_signed bigint, OUT o_before bigint,
+    OUT o_agent bigint, OUT o_op_detail text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_currency text; v_cash_acct bigint; v_posted bigint; v_held bigint; v_blocked boolean;
+    v_locked boolean; v_closed boolean; v_game text; v_left_at bigint; v_withdraw boolean;
+    v_total bigint; v_client_cash bigint;
+BEGIN
+    o_status := 'error';
+    IF NOT pg_try_advisory_xact_lock(hashtextextended(p_lock_key, 0)) THEN
+        o_code := 'IN_PROGRESS'; RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM operations WHERE client_id = p_client_id AND ns = 'wire'
+                                          AND ext_id = p_serial COLLATE "default") THEN
+        o_code := 'ALREADY_COMPLETED'; RETURN;
+    END IF;
+    SELECT p.id, p.currency, p.blocked, p.locked, p.closed, p.game_type, p.game_left_at_ms,
+           c.id, c.posted_minor, c.held_minor
+      INTO o_player, v_currency, v_blocked, v_locked, v_closed, v_game, v_left_at,
+           v_cash_acct, v_posted, v_held
+      FROM players p
+      JOIN accounts c ON c.owner_kind = 'player' AND c.owner_id = p.id
+                     AND c.currency = p.currency AND c.bucket = 'cash' AND c.shard = 0
+      JOIN accounts f ON f.owner_kind = 'player' AND f.owner_id = p.id
+                     AND f.currency = p.currency AND f.bucket = 'free' AND f.shard = 0
+     WHERE p.client_id = p_client_id AND p.external_id = p_uid COLLATE "default"
+       FOR UPDATE OF p, c, f;
+    IF NOT FOUND THEN
+        o_code := 'PLAYER_NOT_FOUND'; o_detail := 'no player ' || p_uid; RETURN;
+    END IF;
+    v_withdraw := p_all OR (p_amount IS NOT NULL AND p_amount < 0);
+    IF v_closed THEN o_code := 'PLAYER_CLOSED'; RETURN; END IF;
+    IF v_locked THEN o_code := 'PLAYER_LOCKED'; RETURN; END IF;
+    IF v_blocked AND v_withdraw THEN o_code := 'PLAYER_BLOCKED'; RETURN; END IF;
+    o_before := v_posted - v_held;
+    IF v_withdraw THEN
+        IF v_game IS NOT NULL THEN o_code := 'PLAYER_IN_GAME'; RETURN; END IF;
+        IF v_left_at IS NOT NULL AND p_now_ms < v_left_at + p_max_cooldown_ms THEN
+            o_status := 'generic'; RETURN;
+        END IF;
+        IF p_all THEN
+            IF o_before = 0 THEN o_code := 'ZERO_BALANCE'; RETURN; END IF;
+            o_signed := -o_before;
+        ELSE
+            o_signed := p_amount;
+            IF -o_signed > o_before THEN o_code := 'INSUFFICIENT_FUNDS'; RETURN; END IF;
+        END IF;
+    ELSE
+        o_signed := p_amount;
+        IF o_signed >= p_limit THEN o_code := 'LIMIT_EXCEEDED'; RETURN; END IF;
+        IF o_before + o_signed >= p_limit THEN o_code := 'BALANCE_LIMIT_EXCEEDED'; RETURN; END IF;
+    END IF;
+    o_op_detail := '{"after_minor":' || (o_before + o_signed)
+        || ',"all_cash_out":' || CASE WHEN p_all THEN 'true' ELSE 'false' END
+        || ',"before_minor":' || o_before || ',"remark":' || p_remark_json
+        || ',"signed_minor":' || o_signed || ',"uid":' || p_uid_json || '}';
+    INSERT INTO operations (client_id, ns, ext_id, kind, player_id, currency, amount_minor,
+                            free_minor, state, created_at_ms, updated_at_ms, detail)
+    VALUES (p_client_id, 'wire', p_serial,
+            CASE WHEN o_signed < 0 THEN 'withdraw' ELSE 'deposit' END, o_player, v_currency,
+            abs(o_signed), 0, 'completed', p_now_ms, p_now_ms, o_op_detail)
+    ON CONFLICT (client_id, ns, ext_id) DO NOTHING
+    RETURNING id INTO o_op_id;
+    IF o_op_id IS NULL THEN o_code := 'ALREADY_COMPLETED'; RETURN; END IF;
+    -- service.common.move(cash_minor=signed)
+    IF p_credit_limit IS NOT NULL AND o_signed > 0 THEN
+        SELECT coalesce(sum(posted_minor), 0) INTO v_total FROM (
+            SELECT posted_minor FROM accounts
+             WHERE owner_kind = 'client' AND owner_id = p_client_id AND currency = v_currency
+               AND bucket = 'cash' AND shard >= 0 AND shard < p_shards
+             ORDER BY shard FOR UPDATE) AS s;
+        IF v_total - o_signed < -p_credit_limit THEN
+            DELETE FROM operations WHERE id = o_op_id;
+            o_op_id := NULL; o_code := 'CREDIT_LIMIT_EXCEEDED'; RETURN;
+        END IF;
+    END IF;
+    v_client_cash := gw_client_shard_v1(p_client_id, v_currency, 'cash',
+                                        (o_player % p_shards)::integer);
+    UPDATE accounts SET posted_minor = posted_minor + o_signed WHERE id = v_cash_acct;
+    UPDATE accounts SET posted_minor = posted_minor - o_signed WHERE id = v_client_cash;
+    INSERT INTO postings (operation_id, account_id, currency, amount_minor, created_at_ms)
+    VALUES (o_op_id, v_cash_acct, v_currency, o_signed, p_now_ms),
+           (o_op_id, v_client_cash, v_currency, -o_signed, p_now_ms);
+    -- service.common.client_balance: the agent's shards (missing ones are created empty).
+    INSERT INTO accounts (owner_kind, owner_id, currency, bucket, shard, no_overdraft)
+    SELECT 'client', p_client_id, v_currency, 'cash', s, false
+      FROM generate_series(0, p_shards - 1) AS s
+     WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE owner_kind = 'client'
+                          AND owner_id = p_client_id AND currency = v_currency
+                          AND bucket = 'cash' AND shard = s)
+    ON CONFLICT (owner_kind, owner_id, currency, bucket, shard) DO NOTHING;
+    SELECT coalesce(sum(posted_minor), 0) INTO o_agent FROM accounts
+     WHERE owner_kind = 'client' AND owner_id = p_client_id AND currency = v_currency
+       AND bucket = 'cash' AND shard >= 0 AND shard < p_shards;
+    o_currency := v_currency;
+    o_status := 'ok';
+END
+$$"""
+
 
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
@@ -531,6 +638,7 @@ def upgrade() -> None:
     op.execute(_HRG_RENDER)
     op.execute(_CLIENT_SHARD)
     op.execute(_HRG_TRANSFER)
+    op.execute(_JDB_TRANSFER)
 
 
 def downgrade() -> None:
@@ -544,6 +652,10 @@ def downgrade() -> None:
     op.execute(
         "DROP FUNCTION IF EXISTS gw_hrg_transfer_v1(bigint, text, text, text, text, boolean,"
         " bigint, bigint, text, bigint, bigint, bigint, bigint, integer, bytea[], integer[])"
+    )
+    op.execute(
+        "DROP FUNCTION IF EXISTS gw_jdb_transfer_v1(bigint, text, text, text, text, bigint,"
+        " boolean, text, bigint, bigint, bigint, bigint, integer)"
     )
     op.execute("DROP FUNCTION IF EXISTS gw_client_shard_v1(bigint, text, text, integer)")
     op.execute(
