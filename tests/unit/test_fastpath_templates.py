@@ -19,7 +19,7 @@ from gamewallet.core.states import Call
 from gamewallet.protocols.seamless.routes import _render_tx
 from gamewallet.service import seamless
 from gamewallet.service.fastpath import body_template, fingerprint_template
-from gamewallet.store.fastpath import FastOffer
+from gamewallet.store.fastpath import FastOffer, SeamlessRequest
 from gamewallet.store.records import ClientRecord
 
 CLIENT = ClientRecord(7, "seamless", "game", "game", None, None, None, 16)
@@ -107,6 +107,7 @@ def test_wallet_call_is_offered_with_its_fast_form_and_still_runs_generically() 
     offer = seamless.wallet_call(call, 1_000, 60, _render_tx)
     assert isinstance(offer, FastOffer)
     request = offer.request
+    assert isinstance(request, SeamlessRequest)
     assert (request.call, request.ext_id, request.amount_minor) == ("open", "x1", 15_000)
     assert request.note == {"description": "spin"}
     assert request.retention_ms == 60_000

@@ -659,8 +659,7 @@ def downgrade() -> None:
     )
     op.execute("DROP FUNCTION IF EXISTS gw_client_shard_v1(bigint, text, text, integer)")
     op.execute(
-        "DROP FUNCTION IF EXISTS gw_hrg_render_v1(bytea[], integer[], bigint, bigint, bigint,"
-        " text)"
+        "DROP FUNCTION IF EXISTS gw_hrg_render_v1(bytea[], integer[], bigint, bigint, bigint, text)"
     )
     op.execute("DROP FUNCTION IF EXISTS gw_format_minor1(bigint)")
     op.execute("DROP FUNCTION IF EXISTS gw_format_minor(bigint)")
