@@ -49,15 +49,12 @@ REFUSED = ("ignored", "1001", "9001")
 ACCEPTED = ("ok", "0000", "0000")
 
 
-@pytest.mark.parametrize(
-    "xff",
-    [None, "10.1.2.3", "10.1.2.3, 127.0.0.1", "garbage", "10.1.2.3, 10.1.2.4"],
-)
 async def test_a_stranger_is_refused_whatever_it_claims(
-    make_http: MakeHttp, world: World, clock: FakeClock, xff: str | None
+    make_http: MakeHttp, world: World, clock: FakeClock
 ) -> None:
     # No trusted proxies: X-Forwarded-For is never believed.
-    assert await outcome(make_http("127.0.0.1"), world, clock, xff) == REFUSED
+    for xff in (None, "10.1.2.3", "10.1.2.3, 127.0.0.1", "garbage", "10.1.2.3, 10.1.2.4"):
+        assert await outcome(make_http("127.0.0.1"), world, clock, xff) == REFUSED, xff
 
 
 async def test_a_caller_inside_the_list_is_accepted(
@@ -70,25 +67,19 @@ async def test_a_caller_inside_the_list_is_accepted(
 
 
 @pytest.mark.settings(trusted_proxies=(ipaddress.ip_network(PROXY),))
-@pytest.mark.parametrize(
-    ("xff", "expected"),
-    [
+async def test_behind_a_trusted_proxy_the_nearest_untrusted_hop_counts(
+    make_http: MakeHttp, world: World, clock: FakeClock
+) -> None:
+    cases: list[tuple[str | None, tuple[str, str, str]]] = [
         ("10.1.2.3", ACCEPTED),  # the proxy says who called: believed
         ("192.0.2.1", REFUSED),
         ("10.1.2.3, 192.0.2.1", REFUSED),  # the nearest untrusted hop is the stranger
         ("192.0.2.1, 10.1.2.3", ACCEPTED),  # a spoofed first hop behind an allowed client
         ("not-an-address", REFUSED),
         (None, REFUSED),  # the proxy itself is not in the list
-    ],
-)
-async def test_behind_a_trusted_proxy_the_nearest_untrusted_hop_counts(
-    make_http: MakeHttp,
-    world: World,
-    clock: FakeClock,
-    xff: str | None,
-    expected: tuple[str, str, str],
-) -> None:
-    assert await outcome(make_http("127.0.0.1"), world, clock, xff) == expected
+    ]
+    for xff, expected in cases:
+        assert await outcome(make_http("127.0.0.1"), world, clock, xff) == expected, xff
 
 
 @pytest.mark.settings(trusted_proxies=(ipaddress.ip_network(PROXY),))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 
 import httpx
-import pytest
 from tests.security import calls
 from tests.security.world import OPENING_MINOR, World, basic
 
@@ -21,18 +20,18 @@ from gamewallet.service.context import Services
 from gamewallet.store import ops
 from gamewallet.store.port import do
 
-#: Malformed or wrong Authorization headers; every one is a plain refusal.
-BAD_AUTH = [
-    pytest.param(None, id="missing"),
-    pytest.param("", id="empty"),
-    pytest.param("Basic", id="scheme-only"),
-    pytest.param("Basic !!!not-base64!!!", id="not-base64"),
-    pytest.param("Bearer abc.def", id="other-scheme"),
-    pytest.param("Basic " + base64.b64encode(b"no-colon").decode(), id="no-colon"),
-    pytest.param("Basic " + base64.b64encode(b":only-password").decode(), id="no-user"),
-    pytest.param("Basic " + base64.b64encode(b"\xff\xfe:\xff").decode(), id="not-utf8"),
-    pytest.param("Basic " + "A" * 5000, id="oversized"),
-    pytest.param(basic("nobody", "whatever"), id="unknown-user"),
+#: Malformed or wrong Authorization headers (and what they are); every one is a plain refusal.
+BAD_AUTH: list[tuple[str, str | None]] = [
+    ("missing", None),
+    ("empty", ""),
+    ("scheme only", "Basic"),
+    ("not base64", "Basic !!!not-base64!!!"),
+    ("another scheme", "Bearer abc.def"),
+    ("no colon", "Basic " + base64.b64encode(b"no-colon").decode()),
+    ("no user", "Basic " + base64.b64encode(b":only-password").decode()),
+    ("not UTF-8", "Basic " + base64.b64encode(b"\xff\xfe:\xff").decode()),
+    ("oversized", "Basic " + "A" * 5000),
+    ("unknown user", basic("nobody", "whatever")),
 ]
 
 
@@ -54,19 +53,19 @@ async def balances_untouched(services: Services, world: World) -> None:
     assert await services.store.run(admin.audit()) == []
 
 
-@pytest.mark.parametrize("authorization", BAD_AUTH)
 async def test_seamless_bad_basic_auth_is_401_with_a_challenge(
-    http: httpx.AsyncClient, world: World, services: Services, authorization: str | None
+    http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
     side = world.seamless[0]
-    for endpoint, body in (
-        ("getBalance", None),
-        ("withdraw", calls.seamless_withdraw(side)),
-    ):
-        response = await calls.seamless(http, side, endpoint, body, authorization=authorization)
-        assert response.status_code == 401
-        assert response.headers["www-authenticate"].lower().startswith("basic")
-        assert response.content == b""
+    for what, authorization in BAD_AUTH:
+        for endpoint, body in (
+            ("getBalance", None),
+            ("withdraw", calls.seamless_withdraw(side)),
+        ):
+            response = await calls.seamless(http, side, endpoint, body, authorization=authorization)
+            assert response.status_code == 401, what
+            assert response.headers["www-authenticate"].lower().startswith("basic"), what
+            assert response.content == b"", what
     await balances_untouched(services, world)
 
 
@@ -83,26 +82,22 @@ async def test_seamless_wrong_password_is_401(
     await balances_untouched(services, world)
 
 
-@pytest.mark.parametrize("authorization", BAD_AUTH)
 async def test_hrg_bad_basic_auth_is_1001(
-    http: httpx.AsyncClient,
-    world: World,
-    services: Services,
-    clock: FakeClock,
-    authorization: str | None,
+    http: httpx.AsyncClient, world: World, services: Services, clock: FakeClock
 ) -> None:
     side = world.hrg[0]
-    deposit = {
-        "agentId": side.agent,
-        "userId": side.user,
-        "amount": "10",
-        "transactionCode": "tc1",
-    }
-    for name, body in (("get_balance", calls.hrg_balance(side)), ("deposit", deposit)):
-        response = await calls.hrg(http, side, name, body, clock, authorization=authorization)
-        assert response.status_code == 401
-        assert response.json()["code"] == "1001"
-        assert "data" not in response.json()
+    for what, authorization in BAD_AUTH:
+        deposit = {
+            "agentId": side.agent,
+            "userId": side.user,
+            "amount": "10",
+            "transactionCode": "tc1",
+        }
+        for name, body in (("get_balance", calls.hrg_balance(side)), ("deposit", deposit)):
+            response = await calls.hrg(http, side, name, body, clock, authorization=authorization)
+            assert response.status_code == 401, what
+            assert response.json()["code"] == "1001", what
+            assert "data" not in response.json()
     await balances_untouched(services, world)
 
 
