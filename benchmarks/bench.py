@@ -406,7 +406,11 @@ def run_load(
         cmd.append("--lazy")
     with Sampler(server.pid, extra.get("rss_every_s", 0.5)) as sampler:
         out = subprocess.run(  # noqa: S603 - our own script, arguments built here
-            cmd, capture_output=True, text=True, check=False, timeout=args.duration + 300
+            cmd,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=extra.get("duration", args.duration) + 300,
         )
     if out.returncode != 0:
         raise SystemExit(f"loadgen failed ({scenario}): {out.stderr[-3000:]}")
