@@ -20,15 +20,13 @@ upgrade`` does that.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import asyncpg
 
 from gamewallet.core.ledger import Balance, Bucket, Entry, OwnerKind, check_balanced
-from gamewallet.core.states import OpState
 from gamewallet.store import admin_sql, ops, transfer_sql
 from gamewallet.store.audit import AUDIT_CHECKS
 from gamewallet.store.port import StoreError, UseCase
@@ -42,6 +40,18 @@ from gamewallet.store.records import (
     ReconciliationRecord,
     SessionRecord,
     SettlementRecord,
+)
+from gamewallet.store.rows import (
+    account_from,
+    client_from,
+    from_json,
+    operation_from,
+    outbox_from,
+    player_from,
+    reconciliation_from,
+    session_from,
+    settlement_from,
+    to_json,
 )
 
 T = TypeVar("T")
@@ -63,17 +73,6 @@ _DRIVER_ERRORS: tuple[type[Exception], ...] = (
 #: Client columns an UpdateClient may change (ops.UpdateClient's docstring).
 #: Outbox states a FinishOutbox may set.
 _FINISH_STATES = frozenset({"done", "dead", "pending"})
-
-
-def _json(value: Mapping[str, Any]) -> str:
-    """Canonical JSON text of a mapping (the same bytes the SQLite store writes)."""
-    return json.dumps(dict(value), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-
-
-def _dict(text: str) -> dict[str, Any]:
-    value = json.loads(text)
-    assert isinstance(value, dict), "a JSON column holds an object"
-    return value
 
 
 def _plain(value: Any) -> Any:
@@ -102,144 +101,6 @@ class _UseCaseFailed(Exception):
 
 
 # --- records ---------------------------------------------------------------------------------
-
-
-def _client(row: asyncpg.Record) -> ClientRecord:
-    return ClientRecord(
-        id=row["id"],
-        protocol=row["protocol"],
-        name=row["name"],
-        username=row["username"],
-        secret_hash=row["secret_hash"],
-        currency=row["currency"],
-        credit_limit_minor=row["credit_limit_minor"],
-        shards=row["shards"],
-        config=_dict(row["config"]),
-        created_at_ms=row["created_at_ms"],
-        disabled=row["disabled"],
-    )
-
-
-def _player(row: asyncpg.Record) -> PlayerRecord:
-    currency = row["currency"]
-    return PlayerRecord(
-        id=row["id"],
-        client_id=row["client_id"],
-        external_id=row["external_id"],
-        currency=currency,
-        nickname=row["nickname"],
-        blocked=row["blocked"],
-        locked=row["locked"],
-        closed=row["closed"],
-        game_type=row["game_type"],
-        game_since_ms=row["game_since_ms"],
-        game_left_at_ms=row["game_left_at_ms"],
-        game_left_type=row["game_left_type"],
-        created_at_ms=row["created_at_ms"],
-        cash=AccountRecord(
-            row["c_id"],
-            currency,
-            Bucket.CASH,
-            Balance(row["c_posted"], row["c_held"], row["c_pending"]),
-        ),
-        free=AccountRecord(
-            row["f_id"],
-            currency,
-            Bucket.FREE,
-            Balance(row["f_posted"], row["f_held"], row["f_pending"]),
-        ),
-    )
-
-
-def _account(row: asyncpg.Record) -> AccountRecord:
-    return AccountRecord(
-        row["id"],
-        row["currency"],
-        Bucket(row["bucket"]),
-        Balance(row["posted_minor"], row["held_minor"], row["pending_minor"]),
-    )
-
-
-def _operation(row: asyncpg.Record) -> OperationRecord:
-    return OperationRecord(
-        id=row["id"],
-        client_id=row["client_id"],
-        ns=row["ns"],
-        ext_id=row["ext_id"],
-        kind=row["kind"],
-        player_id=row["player_id"],
-        currency=row["currency"],
-        amount_minor=row["amount_minor"],
-        free_minor=row["free_minor"],
-        state=OpState(row["state"]),
-        created_at_ms=row["created_at_ms"],
-        updated_at_ms=row["updated_at_ms"],
-        detail=_dict(row["detail"]),
-    )
-
-
-def _session(row: asyncpg.Record) -> SessionRecord:
-    return SessionRecord(
-        token=row["token"],
-        client_id=row["client_id"],
-        player_id=row["player_id"],
-        kind=row["kind"],
-        expires_at_ms=row["expires_at_ms"],
-        created_at_ms=row["created_at_ms"],
-        used_at_ms=row["used_at_ms"],
-    )
-
-
-def _outbox(row: asyncpg.Record) -> OutboxRecord:
-    return OutboxRecord(
-        id=row["id"],
-        topic=row["topic"],
-        client_id=row["client_id"],
-        operation_id=row["operation_id"],
-        payload=_dict(row["payload"]),
-        created_at_ms=row["created_at_ms"],
-        due_at_ms=row["due_at_ms"],
-        attempts=row["attempts"],
-        state=row["state"],
-        last_error=row["last_error"],
-        lease_owner=row["lease_owner"],
-        lease_until_ms=row["lease_until_ms"],
-        first_attempt_at_ms=row["first_attempt_at_ms"],
-        done_at_ms=row["done_at_ms"],
-    )
-
-
-def _reconciliation(row: asyncpg.Record) -> ReconciliationRecord:
-    return ReconciliationRecord(
-        id=row["id"],
-        client_id=row["client_id"],
-        operation_id=row["operation_id"],
-        ext_id=row["ext_id"],
-        kind=row["kind"],
-        asked_at_ms=row["asked_at_ms"],
-        answer=row["answer"],
-        action=row["action"],
-        error=row["error"],
-    )
-
-
-def _settlement(row: asyncpg.Record) -> SettlementRecord:
-    return SettlementRecord(
-        id=row["id"],
-        wallet=row["wallet"],
-        ext_id=row["ext_id"],
-        kind=row["kind"],
-        token=row["token"],
-        amount_minor=row["amount_minor"],
-        currency=row["currency"],
-        decision=row["decision"],
-        reason=row["reason"],
-        outcome=row["outcome"],
-        created_at_ms=row["created_at_ms"],
-        decided_at_ms=row["decided_at_ms"],
-        settled_at_ms=row["settled_at_ms"],
-        detail=_dict(row["detail"]),
-    )
 
 
 # --- SQL -------------------------------------------------------------------------------------
@@ -649,24 +510,24 @@ class PostgresStore:
             op.currency,
             op.credit_limit_minor,
             op.shards,
-            _json(op.config),
+            to_json(op.config),
             op.now_ms,
         )
-        return _client(row) if row is not None else None
+        return client_from(row) if row is not None else None
 
     async def _update_client(self, conn: _Conn, op: ops.UpdateClient) -> ClientRecord | None:
         assert set(op.changes) <= ops.CLIENT_FIELDS, f"unknown client fields {set(op.changes)}"
         if not op.changes:
             return await self._get_client(conn, ops.GetClient(client_id=op.client_id))
         names = sorted(op.changes)  # a stable text per field set, for the statement cache
-        values = [_json(op.changes[n]) if n == "config" else op.changes[n] for n in names]
+        values = [to_json(op.changes[n]) if n == "config" else op.changes[n] for n in names]
         sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=2))
         row = await conn.fetchrow(
             f"UPDATE clients SET {sets} WHERE id = $1 RETURNING *",
             op.client_id,
             *values,
         )
-        return _client(row) if row is not None else None
+        return client_from(row) if row is not None else None
 
     async def _get_client(self, conn: _Conn, op: ops.GetClient) -> ClientRecord | None:
         if op.client_id is not None:
@@ -675,14 +536,14 @@ class PostgresStore:
             assert op.protocol is not None, "GetClient needs an id or a protocol and name"
             assert op.name is not None, "GetClient needs an id or a protocol and name"
             row = await conn.fetchrow(_CLIENT_BY_NAME, op.protocol, op.name)
-        return _client(row) if row is not None else None
+        return client_from(row) if row is not None else None
 
     async def _list_clients(self, conn: _Conn, op: ops.ListClients) -> list[ClientRecord]:
         if op.protocol is None:
             rows = await conn.fetch(_CLIENTS_ALL)
         else:
             rows = await conn.fetch(_CLIENTS_OF_PROTOCOL, op.protocol)
-        return [_client(r) for r in rows]
+        return [client_from(r) for r in rows]
 
     # --- players ---------------------------------------------------------------------------
 
@@ -720,7 +581,7 @@ class PostgresStore:
             assert op.external_id is not None, "GetPlayer needs an id or a client and external id"
             sql = _PLAYER_BY_EXT_LOCK if op.lock else _PLAYER_BY_EXT
             row = await conn.fetchrow(sql, op.client_id, op.external_id)
-        return _player(row) if row is not None else None
+        return player_from(row) if row is not None else None
 
     async def _update_player(self, conn: _Conn, op: ops.UpdatePlayer) -> None:
         assert set(op.changes) <= ops.PLAYER_FIELDS, f"unknown player fields {set(op.changes)}"
@@ -765,7 +626,7 @@ class PostgresStore:
             op.limit,
         )
         total = await self._total(conn, rows, op, "SELECT count(*)" + _PLAYER_FROM, where)
-        return [_player(r) for r in rows], total
+        return [player_from(r) for r in rows], total
 
     async def _total(
         self,
@@ -802,7 +663,7 @@ class PostgresStore:
             await conn.execute(_OWNER_ACCOUNTS_CREATE, *key)
             rows = await conn.fetch(sql, *key)
         assert len(rows) == len(shards), "owner account rows missing"
-        return [_account(r) for r in rows]
+        return [account_from(r) for r in rows]
 
     async def _apply(self, conn: _Conn, op: ops.Apply) -> None:
         posted = [
@@ -854,9 +715,9 @@ class PostgresStore:
             op.free_minor,
             op.state.value,
             op.now_ms,
-            _json(op.detail),
+            to_json(op.detail),
         )
-        return _operation(row) if row is not None else None
+        return operation_from(row) if row is not None else None
 
     async def _get_operation(self, conn: _Conn, op: ops.GetOperation) -> OperationRecord | None:
         if op.operation_id is not None:
@@ -867,7 +728,7 @@ class PostgresStore:
             assert op.ext_id is not None, "GetOperation needs an id or a client and ext id"
             sql = _OPERATION_BY_EXT_LOCK if op.lock else _OPERATION_BY_EXT
             row = await conn.fetchrow(sql, op.client_id, op.ns, op.ext_id)
-        return _operation(row) if row is not None else None
+        return operation_from(row) if row is not None else None
 
     async def _update_operation(self, conn: _Conn, op: ops.UpdateOperation) -> None:
         if not op.detail:
@@ -879,9 +740,13 @@ class PostgresStore:
         # Merged in Python (not jsonb ||): jsonb refuses some valid JSON text (\u0000).
         current = await conn.fetchval(_OPERATION_DETAIL_LOCK, op.operation_id)
         assert current is not None, "update of an unknown operation"
-        detail = {**_dict(current), **op.detail}
+        detail = {**from_json(current), **op.detail}
         await conn.execute(
-            _OPERATION_UPDATE_DETAIL, op.operation_id, op.state.value, op.now_ms, _json(detail)
+            _OPERATION_UPDATE_DETAIL,
+            op.operation_id,
+            op.state.value,
+            op.now_ms,
+            to_json(detail),
         )
 
     async def _list_operations(
@@ -914,7 +779,7 @@ class PostgresStore:
             op.limit,
         )
         total = await self._total(conn, rows, op, "SELECT count(*) FROM operations", where)
-        return [_operation(r) for r in rows], total
+        return [operation_from(r) for r in rows], total
 
     # --- sessions --------------------------------------------------------------------------
 
@@ -933,7 +798,7 @@ class PostgresStore:
 
     async def _get_session(self, conn: _Conn, op: ops.GetSession) -> SessionRecord | None:
         row = await conn.fetchrow(_SESSION_GET, op.token)
-        return _session(row) if row is not None else None
+        return session_from(row) if row is not None else None
 
     async def _mark_session_used(self, conn: _Conn, op: ops.MarkSessionUsed) -> bool:
         return await conn.fetchval(_SESSION_MARK_USED, op.token, op.now_ms) is not None
@@ -975,7 +840,7 @@ class PostgresStore:
                 op.topic,
                 op.client_id,
                 op.operation_id,
-                _json(op.payload),
+                to_json(op.payload),
                 op.now_ms,
                 op.due_at_ms,
             )
@@ -989,7 +854,7 @@ class PostgresStore:
             rows = await conn.fetch(_OUTBOX_CLAIM_ANY, *args)
         else:
             rows = await conn.fetch(_OUTBOX_CLAIM_TOPICS, *args, list(op.topics))
-        return sorted((_outbox(r) for r in rows), key=lambda r: (r.due_at_ms, r.id))
+        return sorted((outbox_from(r) for r in rows), key=lambda r: (r.due_at_ms, r.id))
 
     async def _finish_outbox(self, conn: _Conn, op: ops.FinishOutbox) -> bool:
         assert op.state in _FINISH_STATES, f"unknown outbox state {op.state!r}"
@@ -1015,7 +880,7 @@ class PostgresStore:
             op.limit,
         )
         total = await self._total(conn, rows, op, "SELECT count(*) FROM outbox", where)
-        return [_outbox(r) for r in rows], total
+        return [outbox_from(r) for r in rows], total
 
     async def _retry_outbox(self, conn: _Conn, op: ops.RetryOutbox) -> bool:
         return await conn.fetchval(_OUTBOX_RETRY, op.outbox_id, op.now_ms) is not None
@@ -1058,7 +923,7 @@ class PostgresStore:
             op.offset,
             op.limit,
         )
-        return [_reconciliation(r) for r in rows], int(total)
+        return [reconciliation_from(r) for r in rows], int(total)
 
     async def _insert_settlement(
         self, conn: _Conn, op: ops.InsertSettlement
@@ -1072,9 +937,9 @@ class PostgresStore:
             op.amount_minor,
             op.currency,
             op.now_ms,
-            _json(op.detail),
+            to_json(op.detail),
         )
-        return _settlement(row) if row is not None else None
+        return settlement_from(row) if row is not None else None
 
     async def _get_settlement(self, conn: _Conn, op: ops.GetSettlement) -> SettlementRecord | None:
         if op.settlement_id is not None:
@@ -1085,7 +950,7 @@ class PostgresStore:
             assert op.ext_id is not None, "GetSettlement needs an id or (wallet, ext_id)"
             sql = _SETTLEMENT_BY_KEY_LOCK if op.lock else _SETTLEMENT_BY_KEY
             row = await conn.fetchrow(sql, op.wallet, op.ext_id)
-        return _settlement(row) if row is not None else None
+        return settlement_from(row) if row is not None else None
 
     async def _update_settlement(self, conn: _Conn, op: ops.UpdateSettlement) -> SettlementRecord:
         assert set(op.changes) <= ops.SETTLEMENT_FIELDS, f"unknown fields {set(op.changes)}"
@@ -1105,10 +970,10 @@ class PostgresStore:
             "settled_at_ms" in c,
             c.get("settled_at_ms"),
             detail is not None,
-            _json(detail) if detail is not None else None,
+            to_json(detail) if detail is not None else None,
         )
         assert row is not None, f"update of unknown settlement {op.settlement_id}"
-        return _settlement(row)
+        return settlement_from(row)
 
     # --- checks ----------------------------------------------------------------------------
 

@@ -13,18 +13,16 @@ The schema is applied by Alembic at :meth:`SqliteStore.start`.
 from __future__ import annotations
 
 import asyncio
-import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gamewallet.core.ledger import Balance, Bucket, Entry, check_balanced
-from gamewallet.core.states import OpState
+from gamewallet.core.ledger import Bucket, Entry, check_balanced
 from gamewallet.store import admin_sql, ops, transfer_sql
 from gamewallet.store.audit import run_audit
 from gamewallet.store.migrate import upgrade
@@ -40,21 +38,23 @@ from gamewallet.store.records import (
     SessionRecord,
     SettlementRecord,
 )
+from gamewallet.store.rows import (
+    account_from,
+    client_from,
+    from_json,
+    operation_from,
+    outbox_from,
+    player_from,
+    reconciliation_from,
+    session_from,
+    settlement_from,
+    to_json,
+)
 
 T = TypeVar("T")
 
 #: How many queued use cases one database transaction may commit together.
 BATCH_MAX = 64
-
-
-def _json(value: Mapping[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-
-
-def _dict(text: str) -> dict[str, Any]:
-    value = json.loads(text)
-    assert isinstance(value, dict)
-    return value
 
 
 def path_of(url: str) -> str:
@@ -235,144 +235,6 @@ JOIN accounts f ON f.owner_kind = 'player' AND f.owner_id = p.id AND f.bucket = 
 """
 
 
-def _client(row: sqlite3.Row) -> ClientRecord:
-    return ClientRecord(
-        id=row["id"],
-        protocol=row["protocol"],
-        name=row["name"],
-        username=row["username"],
-        secret_hash=row["secret_hash"],
-        currency=row["currency"],
-        credit_limit_minor=row["credit_limit_minor"],
-        shards=row["shards"],
-        config=_dict(row["config"]),
-        created_at_ms=row["created_at_ms"],
-        disabled=bool(row["disabled"]),
-    )
-
-
-def _player(row: sqlite3.Row) -> PlayerRecord:
-    currency = row["currency"]
-    return PlayerRecord(
-        id=row["id"],
-        client_id=row["client_id"],
-        external_id=row["external_id"],
-        currency=currency,
-        nickname=row["nickname"],
-        blocked=bool(row["blocked"]),
-        locked=bool(row["locked"]),
-        closed=bool(row["closed"]),
-        game_type=row["game_type"],
-        game_since_ms=row["game_since_ms"],
-        game_left_at_ms=row["game_left_at_ms"],
-        game_left_type=row["game_left_type"],
-        created_at_ms=row["created_at_ms"],
-        cash=AccountRecord(
-            row["c_id"],
-            currency,
-            Bucket.CASH,
-            Balance(row["c_posted"], row["c_held"], row["c_pending"]),
-        ),
-        free=AccountRecord(
-            row["f_id"],
-            currency,
-            Bucket.FREE,
-            Balance(row["f_posted"], row["f_held"], row["f_pending"]),
-        ),
-    )
-
-
-def _account(row: sqlite3.Row) -> AccountRecord:
-    return AccountRecord(
-        row["id"],
-        row["currency"],
-        Bucket(row["bucket"]),
-        Balance(row["posted_minor"], row["held_minor"], row["pending_minor"]),
-    )
-
-
-def _operation(row: sqlite3.Row) -> OperationRecord:
-    return OperationRecord(
-        id=row["id"],
-        client_id=row["client_id"],
-        ns=row["ns"],
-        ext_id=row["ext_id"],
-        kind=row["kind"],
-        player_id=row["player_id"],
-        currency=row["currency"],
-        amount_minor=row["amount_minor"],
-        free_minor=row["free_minor"],
-        state=OpState(row["state"]),
-        created_at_ms=row["created_at_ms"],
-        updated_at_ms=row["updated_at_ms"],
-        detail=_dict(row["detail"]),
-    )
-
-
-def _session(row: sqlite3.Row) -> SessionRecord:
-    return SessionRecord(
-        token=row["token"],
-        client_id=row["client_id"],
-        player_id=row["player_id"],
-        kind=row["kind"],
-        expires_at_ms=row["expires_at_ms"],
-        created_at_ms=row["created_at_ms"],
-        used_at_ms=row["used_at_ms"],
-    )
-
-
-def _outbox(row: sqlite3.Row) -> OutboxRecord:
-    return OutboxRecord(
-        id=row["id"],
-        topic=row["topic"],
-        client_id=row["client_id"],
-        operation_id=row["operation_id"],
-        payload=_dict(row["payload"]),
-        created_at_ms=row["created_at_ms"],
-        due_at_ms=row["due_at_ms"],
-        attempts=row["attempts"],
-        state=row["state"],
-        last_error=row["last_error"],
-        lease_owner=row["lease_owner"],
-        lease_until_ms=row["lease_until_ms"],
-        first_attempt_at_ms=row["first_attempt_at_ms"],
-        done_at_ms=row["done_at_ms"],
-    )
-
-
-def _reconciliation(row: sqlite3.Row) -> ReconciliationRecord:
-    return ReconciliationRecord(
-        id=row["id"],
-        client_id=row["client_id"],
-        operation_id=row["operation_id"],
-        ext_id=row["ext_id"],
-        kind=row["kind"],
-        asked_at_ms=row["asked_at_ms"],
-        answer=row["answer"],
-        action=row["action"],
-        error=row["error"],
-    )
-
-
-def _settlement(row: sqlite3.Row) -> SettlementRecord:
-    return SettlementRecord(
-        id=row["id"],
-        wallet=row["wallet"],
-        ext_id=row["ext_id"],
-        kind=row["kind"],
-        token=row["token"],
-        amount_minor=row["amount_minor"],
-        currency=row["currency"],
-        decision=row["decision"],
-        reason=row["reason"],
-        outcome=row["outcome"],
-        created_at_ms=row["created_at_ms"],
-        decided_at_ms=row["decided_at_ms"],
-        settled_at_ms=row["settled_at_ms"],
-        detail=_dict(row["detail"]),
-    )
-
-
 def _where(clauses: Iterable[tuple[bool, str]]) -> str:
     parts = [sql for used, sql in clauses if used]
     return (" WHERE " + " AND ".join(parts)) if parts else ""
@@ -457,16 +319,16 @@ class _Executor:
                 op.currency,
                 op.credit_limit_minor,
                 op.shards,
-                _json(op.config),
+                to_json(op.config),
                 op.now_ms,
             ),
         )
-        return _client(row) if row else None
+        return client_from(row) if row else None
 
     def update_client(self, op: ops.UpdateClient) -> ClientRecord | None:
         assert set(op.changes) <= ops.CLIENT_FIELDS, "unknown client field"
         if op.changes:
-            values = [_json(v) if k == "config" else v for k, v in op.changes.items()]
+            values = [to_json(v) if k == "config" else v for k, v in op.changes.items()]
             sets = ", ".join(f"{k} = ?" for k in op.changes)
             self.conn.execute(f"UPDATE clients SET {sets} WHERE id = ?", (*values, op.client_id))
         return self.get_client(ops.GetClient(client_id=op.client_id))
@@ -478,14 +340,14 @@ class _Executor:
             row = self.one(
                 "SELECT * FROM clients WHERE protocol = ? AND name = ?", (op.protocol, op.name)
             )
-        return _client(row) if row else None
+        return client_from(row) if row else None
 
     def list_clients(self, op: ops.ListClients) -> list[ClientRecord]:
         if op.protocol is None:
             rows = self.all("SELECT * FROM clients ORDER BY id")
         else:
             rows = self.all("SELECT * FROM clients WHERE protocol = ? ORDER BY id", (op.protocol,))
-        return [_client(r) for r in rows]
+        return [client_from(r) for r in rows]
 
     # players
 
@@ -513,7 +375,7 @@ class _Executor:
                 _PLAYER_SQL + " WHERE p.client_id = ? AND p.external_id = ?",
                 (op.client_id, op.external_id),
             )
-        return _player(row) if row else None
+        return player_from(row) if row else None
 
     def update_player(self, op: ops.UpdatePlayer) -> None:
         assert set(op.changes) <= ops.PLAYER_FIELDS, "unknown player field"
@@ -559,7 +421,7 @@ class _Executor:
             _PLAYER_SQL + where + " ORDER BY p.id LIMIT ? OFFSET ?",
             [*params, op.limit, op.offset],
         )
-        return [_player(r) for r in rows], int(total_row[0])
+        return [player_from(r) for r in rows], int(total_row[0])
 
     # accounts
 
@@ -581,7 +443,7 @@ class _Executor:
                 [(*key, shard) for shard in shards],
             )
             return self.get_owner_accounts(op)
-        return [_account(r) for r in rows]
+        return [account_from(r) for r in rows]
 
     def apply(self, op: ops.Apply) -> None:
         posted = [
@@ -623,10 +485,10 @@ class _Executor:
                 op.state.value,
                 op.now_ms,
                 op.now_ms,
-                _json(op.detail),
+                to_json(op.detail),
             ),
         )
-        return _operation(row) if row else None
+        return operation_from(row) if row else None
 
     def get_operation(self, op: ops.GetOperation) -> OperationRecord | None:
         if op.operation_id is not None:
@@ -636,15 +498,15 @@ class _Executor:
                 "SELECT * FROM operations WHERE client_id = ? AND ns = ? AND ext_id = ?",
                 (op.client_id, op.ns, op.ext_id),
             )
-        return _operation(row) if row else None
+        return operation_from(row) if row else None
 
     def update_operation(self, op: ops.UpdateOperation) -> None:
         row = self.one("SELECT detail FROM operations WHERE id = ?", (op.operation_id,))
         assert row is not None, "update of an unknown operation"
-        detail = {**_dict(row["detail"]), **op.detail}
+        detail = {**from_json(row["detail"]), **op.detail}
         self.conn.execute(
             "UPDATE operations SET state = ?, updated_at_ms = ?, detail = ? WHERE id = ?",
-            (op.state.value, op.now_ms, _json(detail), op.operation_id),
+            (op.state.value, op.now_ms, to_json(detail), op.operation_id),
         )
 
     def list_operations(self, op: ops.ListOperations) -> tuple[list[OperationRecord], int]:
@@ -678,7 +540,7 @@ class _Executor:
             + f" ORDER BY created_at_ms {order}, id {order} LIMIT ? OFFSET ?",
             [*params, op.limit, op.offset],
         )
-        return [_operation(r) for r in rows], int(total_row[0])
+        return [operation_from(r) for r in rows], int(total_row[0])
 
     # sessions
 
@@ -700,7 +562,7 @@ class _Executor:
 
     def get_session(self, op: ops.GetSession) -> SessionRecord | None:
         row = self.one("SELECT * FROM sessions WHERE token = ?", (op.token,))
-        return _session(row) if row else None
+        return session_from(row) if row else None
 
     def mark_session_used(self, op: ops.MarkSessionUsed) -> bool:
         cur = self.conn.execute(
@@ -742,7 +604,14 @@ class _Executor:
         row = self.one(
             "INSERT INTO outbox (topic, client_id, operation_id, payload, created_at_ms,"
             " due_at_ms) VALUES (?,?,?,?,?,?) RETURNING id",
-            (op.topic, op.client_id, op.operation_id, _json(op.payload), op.now_ms, op.due_at_ms),
+            (
+                op.topic,
+                op.client_id,
+                op.operation_id,
+                to_json(op.payload),
+                op.now_ms,
+                op.due_at_ms,
+            ),
         )
         assert row is not None
         return int(row["id"])
@@ -762,7 +631,7 @@ class _Executor:
             + " ORDER BY due_at_ms, id LIMIT ?) RETURNING *",
             [op.owner, op.now_ms + op.lease_ms, op.now_ms, *params, op.limit],
         )
-        return sorted((_outbox(r) for r in rows), key=lambda r: (r.due_at_ms, r.id))
+        return sorted((outbox_from(r) for r in rows), key=lambda r: (r.due_at_ms, r.id))
 
     def finish_outbox(self, op: ops.FinishOutbox) -> bool:
         assert op.state in {"done", "dead", "pending"}
@@ -784,7 +653,7 @@ class _Executor:
             f"SELECT * FROM outbox {where} ORDER BY id DESC LIMIT ? OFFSET ?",
             [*params, op.limit, op.offset],
         )
-        return [_outbox(r) for r in rows], int(total[0])
+        return [outbox_from(r) for r in rows], int(total[0])
 
     def retry_outbox(self, op: ops.RetryOutbox) -> bool:
         cur = self.conn.execute(
@@ -830,7 +699,7 @@ class _Executor:
             "SELECT * FROM reconciliation_decisions" + where + " ORDER BY id DESC LIMIT ? OFFSET ?",
             [*params, op.limit, op.offset],
         )
-        return [_reconciliation(r) for r in rows], int(total[0])
+        return [reconciliation_from(r) for r in rows], int(total[0])
 
     # settlements (game side)
 
@@ -847,10 +716,10 @@ class _Executor:
                 op.amount_minor,
                 op.currency,
                 op.now_ms,
-                _json(op.detail),
+                to_json(op.detail),
             ),
         )
-        return _settlement(row) if row else None
+        return settlement_from(row) if row else None
 
     def get_settlement(self, op: ops.GetSettlement) -> SettlementRecord | None:
         if op.settlement_id is not None:
@@ -860,7 +729,7 @@ class _Executor:
                 "SELECT * FROM game_settlements WHERE wallet = ? AND ext_id = ?",
                 (op.wallet, op.ext_id),
             )
-        return _settlement(row) if row else None
+        return settlement_from(row) if row else None
 
     def update_settlement(self, op: ops.UpdateSettlement) -> SettlementRecord:
         assert set(op.changes) <= ops.SETTLEMENT_FIELDS, "unknown settlement field"
@@ -868,7 +737,7 @@ class _Executor:
         assert current is not None, "update of an unknown settlement"
         changes = dict(op.changes)
         if "detail" in changes:
-            changes["detail"] = _json({**current.detail, **changes["detail"]})
+            changes["detail"] = to_json({**current.detail, **changes["detail"]})
         if changes:
             sets = ", ".join(f"{k} = ?" for k in changes)
             self.conn.execute(
