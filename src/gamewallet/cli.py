@@ -32,6 +32,8 @@ from gamewallet.worker.command import worker as worker_command
 
 T = TypeVar("T")
 CURRENCY = re.compile(r"[A-Z]{3}")
+#: Longest a single database statement of a CLI command may run.
+CLI_TIMEOUT_S = 3600.0
 
 
 def _mask(secret: str) -> str:
@@ -53,7 +55,9 @@ def _run(ctx: click.Context, body: Callable[[Services], Awaitable[T]]) -> T:
     settings: Settings = ctx.obj["settings"]
 
     async def main() -> T:
-        services = Services(settings, open_store(settings.database_url, pool_size=1))
+        # Operator commands may scan the whole ledger (the audit): no 10 s statement limit.
+        store = open_store(settings.database_url, pool_size=1, command_timeout_s=CLI_TIMEOUT_S)
+        services = Services(settings, store)
         await services.start()
         try:
             return await body(services)

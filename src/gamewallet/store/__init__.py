@@ -9,8 +9,12 @@ from __future__ import annotations
 from gamewallet.store.port import Store
 
 
-def open_store(url: str, *, pool_size: int = 4) -> Store:
-    """The store for ``url``: ``sqlite:///path``, ``postgresql://…`` or ``memory://``."""
+def open_store(url: str, *, pool_size: int = 4, command_timeout_s: float = 10.0) -> Store:
+    """The store for ``url``: ``sqlite:///path``, ``postgresql://…`` or ``memory://``.
+
+    ``command_timeout_s`` bounds one PostgreSQL statement: short for the servers' hot path,
+    long for operator commands such as the audit of a large ledger.
+    """
     if url.startswith("memory:"):
         from gamewallet.store.memory import MemoryStore
 
@@ -23,5 +27,5 @@ def open_store(url: str, *, pool_size: int = 4) -> Store:
         # PostgresStore plus the one-round-trip fast path (migration 0005) when present.
         from gamewallet.store.pg_fastpath import FastPostgresStore
 
-        return FastPostgresStore(url, max_size=pool_size)
+        return FastPostgresStore(url, max_size=pool_size, command_timeout_s=command_timeout_s)
     raise ValueError(f"unsupported database URL: {url.split(':', 1)[0]}:…")
