@@ -10,15 +10,15 @@ the use case. Every value is a bound parameter; SQL is assembled from constant f
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
 from gamewallet.core.states import OpState
 from gamewallet.store import admin_ops as a
 from gamewallet.store.records import OperationRecord
+from gamewallet.store.rows import from_json, operation_from, to_json
 
 R = TypeVar("R")
 
@@ -32,16 +32,6 @@ class Row(Protocol):
 #: ``("one" | "all" | "count", sql, params)``: "count" answers how many rows changed.
 Query = tuple[str, str, tuple[Any, ...]]
 Plan = Generator[Query, Any, R]
-
-
-def _json(value: Mapping[str, Any]) -> str:
-    return json.dumps(dict(value), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-
-
-def _dict(text: str) -> dict[str, Any]:
-    value = json.loads(text)
-    assert isinstance(value, dict), "a JSON column holds an object"
-    return value
 
 
 def _one(sql: str, *params: Any) -> Plan[Row | None]:
@@ -111,25 +101,7 @@ def _event(row: Row) -> a.AdminEventRecord:
         actor=row["actor"],
         action=row["action"],
         target=row["target"],
-        detail=_dict(row["detail"]),
-    )
-
-
-def _operation(row: Row) -> OperationRecord:
-    return OperationRecord(
-        id=row["id"],
-        client_id=row["client_id"],
-        ns=row["ns"],
-        ext_id=row["ext_id"],
-        kind=row["kind"],
-        player_id=row["player_id"],
-        currency=row["currency"],
-        amount_minor=row["amount_minor"],
-        free_minor=row["free_minor"],
-        state=OpState(row["state"]),
-        created_at_ms=row["created_at_ms"],
-        updated_at_ms=row["updated_at_ms"],
-        detail=_dict(row["detail"]),
+        detail=from_json(row["detail"]),
     )
 
 
@@ -282,7 +254,7 @@ def insert_admin_event(op: a.InsertAdminEvent) -> Plan[int]:
         op.actor,
         op.action,
         op.target,
-        _json(op.detail),
+        to_json(op.detail),
     )
     assert row is not None
     return int(row["id"])
@@ -433,7 +405,7 @@ def list_tombstones(op: a.ListTombstones) -> Plan[tuple[list[OperationRecord], i
         op.limit,
         op.offset,
     )
-    return [_operation(r) for r in rows], int(total["n"])
+    return [operation_from(r) for r in rows], int(total["n"])
 
 
 #: Every back-office request and the plan that answers it.
