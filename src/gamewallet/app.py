@@ -109,5 +109,9 @@ def app_factory() -> Litestar:
     """The app of one server process, configured from the environment."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
-    store = open_store(settings.database_url, pool_size=settings.db_pool_size)
+    store = open_store(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        pg_batch_max=settings.pg_batch_max,
+    )
     return create_app(Services(settings, store), run_worker=settings.worker_in_process)

@@ -37,6 +37,9 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     #: PostgreSQL pool size per server process (sized to the cores, not to the load).
     db_pool_size: int = 4
+    #: PostgreSQL fast path: most concurrent wallet calls sent as one transaction (group
+    #: commit); 1 sends every call on its own.
+    pg_batch_max: int = 32
     #: SQLite ``PRAGMA synchronous``: FULL (durable on power loss) or NORMAL.
     sqlite_synchronous: str = "FULL"
     #: Largest request body read, in bytes; larger ones get 413 with the protocol's error.
@@ -132,6 +135,7 @@ class Settings:
             d,
             database_url=e.get("GAMEWALLET_DATABASE_URL") or d.database_url,
             db_pool_size=_int(e, "GAMEWALLET_DB_POOL_SIZE", d.db_pool_size),
+            pg_batch_max=_int(e, "GAMEWALLET_PG_BATCH_MAX", d.pg_batch_max),
             sqlite_synchronous=e.get("GAMEWALLET_SQLITE_SYNCHRONOUS", d.sqlite_synchronous),
             max_body_bytes=_int(e, "GAMEWALLET_MAX_BODY_BYTES", d.max_body_bytes),
             max_header_bytes=_int(e, "GAMEWALLET_MAX_HEADER_BYTES", d.max_header_bytes),

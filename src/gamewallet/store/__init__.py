@@ -9,11 +9,14 @@ from __future__ import annotations
 from gamewallet.store.port import Store
 
 
-def open_store(url: str, *, pool_size: int = 4, command_timeout_s: float = 10.0) -> Store:
+def open_store(
+    url: str, *, pool_size: int = 4, command_timeout_s: float = 10.0, pg_batch_max: int = 1
+) -> Store:
     """The store for ``url``: ``sqlite:///path``, ``postgresql://…`` or ``memory://``.
 
     ``command_timeout_s`` bounds one PostgreSQL statement: short for the servers' hot path,
-    long for operator commands such as the audit of a large ledger.
+    long for operator commands such as the audit of a large ledger. ``pg_batch_max`` > 1 lets
+    PostgreSQL's fast path send that many concurrent wallet calls as one transaction.
     """
     if url.startswith("memory:"):
         from gamewallet.store.memory import MemoryStore
@@ -27,5 +30,7 @@ def open_store(url: str, *, pool_size: int = 4, command_timeout_s: float = 10.0)
         # PostgresStore plus the one-round-trip fast path (migration 0005) when present.
         from gamewallet.store.pg_fastpath import FastPostgresStore
 
-        return FastPostgresStore(url, max_size=pool_size, command_timeout_s=command_timeout_s)
+        return FastPostgresStore(
+            url, max_size=pool_size, command_timeout_s=command_timeout_s, batch_max=pg_batch_max
+        )
     raise ValueError(f"unsupported database URL: {url.split(':', 1)[0]}:…")

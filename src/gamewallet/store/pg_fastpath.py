@@ -135,9 +135,14 @@ async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
 class FastPostgresStore(PostgresStore):
     """PostgresStore that runs seamless two-phase calls as one SQL function call."""
 
-    def __init__(self, url: str, *, fastpath: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, url: str, *, fastpath: bool = True, batch_max: int = 1, **kwargs: Any
+    ) -> None:
         super().__init__(url, **kwargs)
+        assert batch_max >= 1, "a batch holds one call at least"
         self.fastpath_wanted = fastpath
+        #: Most concurrent fast-path calls sent as one transaction (1: each on its own).
+        self.batch_max = batch_max
         #: True once start() found the function in the database (seamless / HRG).
         self.fastpath = False
         self.fastpath_hrg = False
