@@ -998,6 +998,36 @@ async def test_audit_reports_each_broken_invariant(
     ghost = await raw.fetchval("SELECT id FROM operations WHERE ext_id = 'ghost'")
     assert len(lines) == 1, lines
     assert_reported(lines, f"operation {ghost}", "confirmed")
+    await raw.execute("DELETE FROM operations WHERE id = $1", ghost)
+    assert await one(store, Audit()) == []
+
+    # 7. an operation of a client that does not exist (no foreign key since migration 0006).
+    lines = await audit_after(
+        (
+            (
+                "INSERT INTO operations (client_id, ns, ext_id, kind, player_id, currency,"
+                " amount_minor, free_minor, state, created_at_ms, updated_at_ms) VALUES"
+                " ($1, 'wire', 'orphan', 'withdraw', $2, 'EUR', 0, 0, 'rolled_back', $3, $3)"
+            ),
+            client.id + 1000,
+            player.id,
+            NOW,
+        )
+    )
+    orphan = await raw.fetchval("SELECT id FROM operations WHERE ext_id = 'orphan'")
+    assert lines == [
+        f"operation {orphan} belongs to client {client.id + 1000}, which does not exist"
+    ], lines
+
+
+async def test_no_row_lock_on_the_client_for_each_operation(raw: asyncpg.Connection) -> None:
+    """Migration 0006: operations carry no foreign key to clients (it locked the client's
+    row in every wallet call); the player key stays."""
+    keys = await raw.fetch(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'operations'::regclass"
+        " AND contype = 'f' ORDER BY conname"
+    )
+    assert [k["conname"] for k in keys] == ["operations_player_id_fkey"]
 
 
 # --- the concurrency requirement ---------------------------------------------------------------
@@ -1052,3 +1082,28 @@ async def test_fifty_concurrent_debits_of_a_ten_unit_balance(pg_url: str) -> Non
     finally:
         await watcher.close()
         await store.close()
+
+
+async def test_migration_0006_goes_down_and_up_again(pg_url: str) -> None:
+    """Downgrading 0006 restores the client foreign key; upgrading drops it again."""
+    from alembic import command
+
+    from gamewallet.store.migrate import alembic_config
+
+    async def client_keys() -> list[str]:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT conname FROM pg_constraint WHERE conrelid = 'operations'::regclass"
+                " AND contype = 'f' AND conname = 'operations_client_id_fkey'"
+            )
+        finally:
+            await conn.close()
+        return [r["conname"] for r in rows]
+
+    await asyncio.to_thread(upgrade, pg_url)
+    assert await client_keys() == []
+    await asyncio.to_thread(command.downgrade, alembic_config(pg_url), "0005")
+    assert await client_keys() == ["operations_client_id_fkey"]
+    await asyncio.to_thread(upgrade, pg_url)
+    assert await client_keys() == []

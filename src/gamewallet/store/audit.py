@@ -77,6 +77,15 @@ AUDIT_CHECKS: tuple[tuple[str, str], ...] = (
         ),
         "operation {0} in state {1} has {2} postings",
     ),
+    (
+        # PostgreSQL has no foreign key here (migration 0006: it locked the client's row on
+        # every wallet call), so the audit checks what the constraint used to.
+        (
+            "SELECT o.id, o.client_id FROM operations o LEFT JOIN clients c"
+            " ON c.id = o.client_id WHERE c.id IS NULL"
+        ),
+        "operation {0} belongs to client {1}, which does not exist",
+    ),
 )
 
 
