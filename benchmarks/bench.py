@@ -404,6 +404,9 @@ def run_load(
     cmd += ["--warmup-requests", str(args.warmup_requests)]
     if extra.get("lazy"):
         cmd.append("--lazy")
+    cmd += ["--server-pid", str(server.pid)]
+    if server.url.startswith("postgresql"):
+        cmd.append("--database-cpu")
     with Sampler(server.pid, extra.get("rss_every_s", 0.5)) as sampler:
         out = subprocess.run(  # noqa: S603 - our own script, arguments built here
             cmd,
@@ -686,9 +689,9 @@ def summary_markdown(results: dict[str, Any]) -> str:
         "",
         (
             "| database | scenario | calls/s | p50 ms | p95 ms | p99 ms | errors | server RSS MiB"
-            " | vs pgbench ceiling | load avg |"
+            " | vs pgbench ceiling | load avg | CPU us/call: server / db / loadgen |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def row(kind: str, name: str, r: dict[str, Any]) -> str:
@@ -697,7 +700,7 @@ def summary_markdown(results: dict[str, Any]) -> str:
             f"| {kind} | {name} | {r['calls_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f}"
             f" | {r['p99_ms']:.1f} | {r['errors'] + r['transport_errors']}"
             f" | {r['server_rss_mib']:.0f} | {'' if ratio is None else f'{ratio:.2f}'}"
-            f" | {r.get('load_avg_1m_after', '')} |"
+            f" | {r.get('load_avg_1m_after', '')} | {_cpu_cell(r)} |"
         )
 
     for kind, section in results["databases"].items():
@@ -705,7 +708,7 @@ def summary_markdown(results: dict[str, Any]) -> str:
             c = section["ceiling"]
             lines.append(
                 f"| {kind} | pgbench ceiling ({c['clients']} clients) | {c['calls_per_s']:.0f}"
-                " | | | | | | 1.00 | |"
+                " | | | | | | 1.00 | | |"
             )
         for number, r in sorted(section.get("scenarios", {}).items()):
             lines.append(row(kind, f"{number}: {TITLES[int(number)]}", r))
@@ -719,9 +722,19 @@ def summary_markdown(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {kind} | RSS over {r['seconds']:.0f} s of scenario 1 | {r['calls_per_s']:.0f}"
                 f" | | | | {r['errors']} | {r['rss_first_third_mib']} → {r['rss_last_third_mib']}"
-                " | | |"
+                " | | | |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _cpu_cell(r: dict[str, Any]) -> str:
+    """CPU time per call of the server, PostgreSQL and the load generator, in microseconds
+    ("-" where not measured): on a shared machine, steadier than calls/s."""
+    parts = [r.get(k) for k in ("server_cpu_ms_per_call", "db_cpu_ms_per_call")]
+    parts.append(r.get("loadgen_cpu_ms_per_call"))
+    if all(p is None for p in parts):
+        return ""
+    return " / ".join("-" if p is None else f"{p * 1000:.0f}" for p in parts)
 
 
 #: Issue 8's targets for this 2-core machine at 64 connections: scenario -> (calls/s, p99 ms).

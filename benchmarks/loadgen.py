@@ -21,6 +21,7 @@ import base64
 import ipaddress
 import json
 import math
+import os
 import socket
 import sys
 import time
@@ -408,11 +409,14 @@ async def main_async(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str
         lanes = [iter(lane[warm_per_lane:]) for lane in built]
     if args.warmup_requests:
         await run_lanes(args.port, warm, max_requests=args.warmup_requests, duration_s=30)
+    cpu = CpuWindow(args.server_pid, args.database_cpu)
+    cpu.start()
     stats, elapsed = await run_lanes(
         args.port, lanes, max_requests=args.max_requests, duration_s=args.duration
     )
     ordered = sorted(stats.latencies_ns)
     return {
+        **cpu.stop(len(ordered)),
         "scenario": args.scenario,
         "connections": args.connections,
         "requests": len(ordered),
@@ -426,6 +430,77 @@ async def main_async(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str
         "transport_errors": stats.transport_errors,
         "error_samples": stats.error_samples,
     }
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (via /proc/<pid>/task/*/children)."""
+    found, stack = [], [pid]
+    while stack:
+        p = stack.pop()
+        found.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _postgres_pids() -> list[int]:
+    """Every process of this machine named ``postgres`` (the server and its backends)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _cpu_ticks(pids: list[int]) -> dict[int, int]:
+    """User + system CPU ticks of each process (those that exit in between are skipped)."""
+    ticks = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks[pid] = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return ticks
+
+
+class CpuWindow:
+    """CPU seconds spent by the server's process tree, PostgreSQL's processes (optional) and
+    this load generator between :meth:`start` and :meth:`stop`: per call, they say where the
+    machine's time went, which a throughput figure on a shared machine cannot."""
+
+    HZ = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, server_pid: int | None, database: bool) -> None:
+        self.server_pid, self.database = server_pid, database
+
+    def _read(self) -> tuple[dict[int, int], dict[int, int], float]:
+        server = _cpu_ticks(_tree(self.server_pid)) if self.server_pid else {}
+        db = _cpu_ticks(_postgres_pids()) if self.database else {}
+        return server, db, time.process_time()
+
+    def start(self) -> None:
+        self._before = self._read()
+
+    def stop(self, calls: int) -> dict[str, float | None]:
+        after = self._read()
+
+        def spent(i: int) -> float:
+            return sum(t - self._before[i].get(p, 0) for p, t in after[i].items()) / self.HZ
+
+        per_call = 1000.0 / calls if calls else 0.0
+        return {
+            "server_cpu_ms_per_call": round(spent(0) * per_call, 4) if self.server_pid else None,
+            "db_cpu_ms_per_call": round(spent(1) * per_call, 4) if self.database else None,
+            "loadgen_cpu_ms_per_call": round((after[2] - self._before[2]) * per_call, 4),
+        }
 
 
 def _take(it: Iterator[Request], n: int) -> Iterator[Request]:
@@ -445,6 +520,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-requests", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--lazy", action="store_true", help="build requests as they are sent")
+    parser.add_argument("--server-pid", type=int, help="count this process tree's CPU time")
+    parser.add_argument(
+        "--database-cpu", action="store_true", help="count the CPU time of postgres processes"
+    )
     args = parser.parse_args(argv)
     check_loopback("127.0.0.1")
     if not 1 <= args.connections <= 1024 or args.duration > 3600 or args.max_requests < 1:
