@@ -492,13 +492,15 @@ class CpuWindow:
     def stop(self, calls: int) -> dict[str, float | None]:
         after = self._read()
 
-        def spent(i: int) -> float:
-            return sum(t - self._before[i].get(p, 0) for p, t in after[i].items()) / self.HZ
+        def spent(before: dict[int, int], now: dict[int, int]) -> float:
+            return sum(t - before.get(p, 0) for p, t in now.items()) / self.HZ
 
+        server = spent(self._before[0], after[0])
+        db = spent(self._before[1], after[1])
         per_call = 1000.0 / calls if calls else 0.0
         return {
-            "server_cpu_ms_per_call": round(spent(0) * per_call, 4) if self.server_pid else None,
-            "db_cpu_ms_per_call": round(spent(1) * per_call, 4) if self.database else None,
+            "server_cpu_ms_per_call": round(server * per_call, 4) if self.server_pid else None,
+            "db_cpu_ms_per_call": round(db * per_call, 4) if self.database else None,
             "loadgen_cpu_ms_per_call": round((after[2] - self._before[2]) * per_call, 4),
         }
 
