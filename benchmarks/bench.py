@@ -618,7 +618,12 @@ def run_big(kind: str, args: argparse.Namespace, workdir: Path, results: dict[st
         prep = {"reused": True, "players": players, "past_operations": past}
         log(f"{kind}: reusing the big database ({players} players, {past} past operations)")
     else:
-        db = create_database(kind, "gw_bench_big", args.pg_admin_url, workdir)
+        # SQLite's big file is kept where --big-reuse-path says, so that --big-reuse finds it.
+        if kind == "sqlite":
+            big = Path(args.big_reuse_path)
+            db = create_database(kind, big.stem, args.pg_admin_url, big.parent)
+        else:
+            db = create_database(kind, "gw_bench_big", args.pg_admin_url, workdir)
         log(f"{kind}: preparing the big database ({args.big_players} players)")
         prep = prepare(db, args.big_players, history_per_player=args.big_history)
         log(f"  seeded in {prep['seed_seconds']} s")
@@ -810,7 +815,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--big-reuse", action="store_true", help="scenario 7 on the big database already there"
     )
-    parser.add_argument("--big-reuse-path", default="gw_bench_big.db", help="SQLite file")
+    parser.add_argument(
+        "--big-reuse-path",
+        default=str(Path(tempfile.gettempdir()) / "gw_bench_big.db"),
+        help="SQLite's big database: written by --big, read by --big-reuse",
+    )
     parser.add_argument(
         "--pg-admin-url",
         default=os.environ.get(
