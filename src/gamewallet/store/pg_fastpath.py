@@ -1,6 +1,7 @@
-"""The PostgreSQL store with its fast path: one round trip per wallet call.
+"""The PostgreSQL store with its fast path: one round trip per wallet call, or less.
 
-:class:`FastPostgresStore` is :class:`~gamewallet.store.postgres.PostgresStore` plus two things.
+:class:`FastPostgresStore` is :class:`~gamewallet.store.postgres.PostgresStore` plus three
+things.
 
 1. A :class:`~gamewallet.store.fastpath.FastOffer` is answered by one call of the SQL function
    ``gw_seamless_call_v1``, ``gw_hrg_transfer_v1`` or ``gw_jdb_transfer_v1`` (migration
@@ -10,7 +11,12 @@
    ``error`` + a core error code (nothing changed), or ``generic`` (nothing changed; the
    generic use case then runs as usual). If a function is missing (a database not yet at
    0005) its calls take the generic path.
-2. The pool does not run asyncpg's reset query (``RESET ALL; UNLISTEN *; …``) on every release:
+2. Group commit (``batch_max`` > 1, migration 0007, :mod:`gamewallet.store.pg_group`): calls
+   that arrive while a statement of the same function is in flight wait for it, then go
+   together through the function's batch form: one round trip, one transaction, one commit
+   for all of them; each caller gets its row only after that commit. A lone call goes at once
+   on the per-call function, as in 1.
+3. The pool does not run asyncpg's reset query (``RESET ALL; UNLISTEN *; …``) on every release:
    gamewallet keeps no session state on its connections (no SET, LISTEN, session advisory lock
    or cursor outlives a use case), so that query was one wasted round trip per call.
 
@@ -28,6 +34,7 @@ import asyncpg
 
 from gamewallet.core.errors import ErrorCode, WalletError
 from gamewallet.store.fastpath import FastOffer, HrgRequest, JdbRequest, SeamlessRequest
+from gamewallet.store.pg_group import BATCH_LIMIT, GroupCommit, Lane
 from gamewallet.store.port import UseCase
 from gamewallet.store.postgres import _DRIVER_ERRORS, PostgresStore, _store_error
 
@@ -42,13 +49,26 @@ SELECT o_status, o_code, o_detail, o_body FROM gw_seamless_call_v1(
 _HRG_CALL = """
 SELECT o_status, o_code, o_detail, o_body FROM gw_hrg_transfer_v1(
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"""
-_AVAILABLE = (
-    "SELECT to_regproc($1) IS NOT NULL, to_regproc($2) IS NOT NULL, to_regproc($3) IS NOT NULL"
-)
+_AVAILABLE = """
+SELECT to_regproc($1) IS NOT NULL, to_regproc($2) IS NOT NULL, to_regproc($3) IS NOT NULL,
+       to_regproc($4) IS NOT NULL, to_regproc($5) IS NOT NULL, to_regproc($6) IS NOT NULL"""
 HRG_FUNCTION = "gw_hrg_transfer_v1"
 _JDB_CALL = """
 SELECT * FROM gw_jdb_transfer_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"""
 JDB_FUNCTION = "gw_jdb_transfer_v1"
+#: The batch forms (migration 0007): the same arguments as arrays, one row per call.
+BATCH_FUNCTIONS = ("gw_seamless_batch_v1", "gw_hrg_batch_v1", "gw_jdb_batch_v1")
+_BATCH = """
+SELECT o_index, o_status, o_code, o_detail, o_body FROM gw_seamless_batch_v1(
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+    $21, $22)"""
+_HRG_BATCH = """
+SELECT o_index, o_status, o_code, o_detail, o_body FROM gw_hrg_batch_v1(
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"""
+_JDB_BATCH = """
+SELECT * FROM gw_jdb_batch_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"""
+#: Statements of one function in flight at once per process before calls start to queue.
+FLIGHTS_MAX = 1
 
 
 def _json(value: Mapping[str, Any]) -> str:
@@ -139,7 +159,7 @@ class FastPostgresStore(PostgresStore):
         self, url: str, *, fastpath: bool = True, batch_max: int = 1, **kwargs: Any
     ) -> None:
         super().__init__(url, **kwargs)
-        assert batch_max >= 1, "a batch holds one call at least"
+        assert 1 <= batch_max <= BATCH_LIMIT, f"a batch holds 1 to {BATCH_LIMIT} calls"
         self.fastpath_wanted = fastpath
         #: Most concurrent fast-path calls sent as one transaction (1: each on its own).
         self.batch_max = batch_max
@@ -147,6 +167,9 @@ class FastPostgresStore(PostgresStore):
         self.fastpath = False
         self.fastpath_hrg = False
         self.fastpath_jdb = False
+        #: Set by start(): the three lanes (seamless, HRG, JDB) and what sends their calls.
+        self.group: GroupCommit | None = None
+        self._lanes: tuple[Lane, Lane, Lane] | None = None
 
     def __repr__(self) -> str:  # never show the URL: it may hold a password
         return f"<FastPostgresStore max_size={self.max_size} fastpath={self.fastpath}>"
@@ -165,41 +188,54 @@ class FastPostgresStore(PostgresStore):
                 server_settings={"application_name": "gamewallet"},
                 reset=_keep_session,
             )
-            found = await self._pool.fetchrow(_AVAILABLE, FUNCTION, HRG_FUNCTION, JDB_FUNCTION)
+            found = await self._pool.fetchrow(
+                _AVAILABLE, FUNCTION, HRG_FUNCTION, JDB_FUNCTION, *BATCH_FUNCTIONS
+            )
         except _DRIVER_ERRORS as exc:
             raise _store_error(exc) from exc
         assert found is not None
         self.fastpath = bool(found[0]) and self.fastpath_wanted
         self.fastpath_hrg = bool(found[1]) and self.fastpath_wanted
         self.fastpath_jdb = bool(found[2]) and self.fastpath_wanted
+        self._lanes = (
+            Lane(_CALL, _BATCH if found[3] else None),
+            Lane(_HRG_CALL, _HRG_BATCH if found[4] else None),
+            Lane(_JDB_CALL, _JDB_BATCH if found[5] else None),
+        )
+        self.group = GroupCommit(
+            self._pool,
+            batch_max=self.batch_max,
+            flights_max=FLIGHTS_MAX,
+            timeout_s=self.command_timeout_s,
+        )
+
+    async def close(self) -> None:
+        """Let the batches in flight land, then close the pool."""
+        group, self.group = self.group, None
+        if group is not None:
+            await group.drain()
+        await super().close()
 
     async def run(self, use_case: UseCase[T]) -> T:
         """Run ``use_case``: in one statement when it is a fast offer, else as PostgresStore."""
         offer = use_case if isinstance(use_case, FastOffer) else None
-        pool = self._pool
-        if offer is None or pool is None:
+        group, lanes = self.group, self._lanes
+        if offer is None or group is None or lanes is None:
             return await super().run(use_case)
         request = offer.request
         if isinstance(request, SeamlessRequest) and self.fastpath:
-            sql, args = _CALL, call_arguments(request)
+            lane, args = lanes[0], call_arguments(request)
         elif isinstance(request, HrgRequest) and self.fastpath_hrg:
-            sql, args = _HRG_CALL, hrg_arguments(request)
+            lane, args = lanes[1], hrg_arguments(request)
         elif isinstance(request, JdbRequest) and self.fastpath_jdb:
-            sql, args = _JDB_CALL, jdb_arguments(request)
+            lane, args = lanes[2], jdb_arguments(request)
         else:
             return await super().run(use_case)
         try:
-            async with pool.acquire(timeout=self.command_timeout_s) as conn:
-                row = await conn.fetchrow(sql, *args)
-        except asyncpg.CheckViolationError as exc:
+            row = await group.row(lane, args)
+        except BaseException:
             use_case.close()
-            raise AssertionError(
-                f"the database refused a broken invariant ({exc.constraint_name})"
-            ) from exc
-        except _DRIVER_ERRORS as exc:
-            use_case.close()
-            raise _store_error(exc) from exc
-        assert row is not None
+            raise
         status = row["o_status"]
         if status == "generic":
             return await super().run(use_case)
