@@ -113,5 +113,6 @@ def app_factory() -> Litestar:
         settings.database_url,
         pool_size=settings.db_pool_size,
         pg_batch_max=settings.pg_batch_max,
+        sqlite_fast_path=settings.sqlite_fast_path,
     )
     return create_app(Services(settings, store), run_worker=settings.worker_in_process)

@@ -42,6 +42,9 @@ class Settings:
     pg_batch_max: int = 32
     #: SQLite ``PRAGMA synchronous``: FULL (durable on power loss) or NORMAL.
     sqlite_synchronous: str = "FULL"
+    #: SQLite fast path: the hot wallet calls run as plain functions on the writer thread
+    #: (store/sqlite_fastpath.py) instead of their generic use cases; 0 turns it off.
+    sqlite_fast_path: bool = True
     #: Largest request body read, in bytes; larger ones get 413 with the protocol's error.
     max_body_bytes: int = 64 * 1024
     #: Largest request head (request line + headers) a connection may send, in bytes; past it
@@ -137,6 +140,7 @@ class Settings:
             db_pool_size=_int(e, "GAMEWALLET_DB_POOL_SIZE", d.db_pool_size),
             pg_batch_max=_int(e, "GAMEWALLET_PG_BATCH_MAX", d.pg_batch_max),
             sqlite_synchronous=e.get("GAMEWALLET_SQLITE_SYNCHRONOUS", d.sqlite_synchronous),
+            sqlite_fast_path=e.get("GAMEWALLET_SQLITE_FAST_PATH", "1") not in ("0", "false"),
             max_body_bytes=_int(e, "GAMEWALLET_MAX_BODY_BYTES", d.max_body_bytes),
             max_header_bytes=_int(e, "GAMEWALLET_MAX_HEADER_BYTES", d.max_header_bytes),
             idempotency_retention_s=_int(

@@ -10,13 +10,20 @@ from gamewallet.store.port import Store
 
 
 def open_store(
-    url: str, *, pool_size: int = 4, command_timeout_s: float = 10.0, pg_batch_max: int = 1
+    url: str,
+    *,
+    pool_size: int = 4,
+    command_timeout_s: float = 10.0,
+    pg_batch_max: int = 1,
+    sqlite_fast_path: bool = True,
 ) -> Store:
     """The store for ``url``: ``sqlite:///path``, ``postgresql://…`` or ``memory://``.
 
     ``command_timeout_s`` bounds one PostgreSQL statement: short for the servers' hot path,
     long for operator commands such as the audit of a large ledger. ``pg_batch_max`` > 1 lets
     PostgreSQL's fast path send that many concurrent wallet calls as one transaction.
+    ``sqlite_fast_path`` runs SQLite's hot wallet calls as plain functions on its writer
+    thread (store/sqlite_fastpath.py) instead of their generic use cases.
     """
     if url.startswith("memory:"):
         from gamewallet.store.memory import MemoryStore
@@ -25,7 +32,7 @@ def open_store(
     if url.startswith("sqlite:///"):
         from gamewallet.store.sqlite import SqliteStore
 
-        return SqliteStore(url)
+        return SqliteStore(url, fast_path=sqlite_fast_path)
     if url.startswith(("postgresql://", "postgres://")):
         # PostgresStore plus the one-round-trip fast path (migration 0005) when present.
         from gamewallet.store.pg_fastpath import FastPostgresStore

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from gamewallet.core.ledger import Bucket, Entry, check_balanced
 from gamewallet.store import admin_sql, ops, transfer_sql
 from gamewallet.store.audit import run_audit
+from gamewallet.store.fastpath import FastOffer, SeamlessRequest
 from gamewallet.store.migrate import upgrade
 from gamewallet.store.port import StoreError, UseCase
 from gamewallet.store.records import (
@@ -50,6 +51,7 @@ from gamewallet.store.rows import (
     settlement_from,
     to_json,
 )
+from gamewallet.store.sqlite_fastpath import DECLINE, SqliteFastPath
 
 T = TypeVar("T")
 
@@ -74,9 +76,19 @@ class SqliteStore:
 
     kind = "sqlite"
 
-    def __init__(self, url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 10_000):
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = 10_000,
+        fast_path: bool = True,
+    ):
         assert synchronous in {"FULL", "NORMAL", "EXTRA"}
         self.url = url
+        #: Run fast offers (the seamless two-phase calls) as plain functions on the writer
+        #: thread (store/sqlite_fastpath.py) instead of driving their generic use cases.
+        self.fast_path = fast_path
         self.path = path_of(url)
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
@@ -141,6 +153,7 @@ class SqliteStore:
             return
         self._started.set()
         executor = _Executor(conn)
+        fast = SqliteFastPath(conn) if self.fast_path else None
         stopping = False
         while not stopping:
             batch: list[_Job] = []
@@ -156,10 +169,16 @@ class SqliteStore:
             if job is None:
                 stopping = True
             if batch:
-                self._run_batch(conn, executor, batch)
+                self._run_batch(conn, executor, fast, batch)
         conn.close()
 
-    def _run_batch(self, conn: sqlite3.Connection, executor: _Executor, batch: list[_Job]) -> None:
+    def _run_batch(
+        self,
+        conn: sqlite3.Connection,
+        executor: _Executor,
+        fast: SqliteFastPath | None,
+        batch: list[_Job],
+    ) -> None:
         # A caller cancelled before its job started (a client gone, a shutdown) is skipped:
         # nothing of it runs, and setting a result on its cancelled future would raise here
         # and kill this thread, leaving every later caller waiting forever.
@@ -175,7 +194,7 @@ class SqliteStore:
             for job in batch:
                 conn.execute("SAVEPOINT uc")
                 try:
-                    value = executor.drive(job.use_case)
+                    value = _execute(conn, executor, fast, job.use_case)
                 except Exception as exc:  # noqa: BLE001 - re-raised in the caller
                     conn.execute("ROLLBACK TO uc")
                     conn.execute("RELEASE uc")
@@ -196,6 +215,31 @@ class SqliteStore:
                 job.future.set_result(value)
             else:
                 job.future.set_exception(value)
+
+
+def _execute(
+    conn: sqlite3.Connection,
+    executor: _Executor,
+    fast: SqliteFastPath | None,
+    use_case: UseCase[T],
+) -> T:
+    """Run one use case inside the current SAVEPOINT: a fast offer as one plain function when
+    the fast path handles it, anything else (or a declined offer) as its generic use case."""
+    if fast is not None and type(use_case) is FastOffer:
+        request = use_case.request
+        if type(request) is SeamlessRequest:
+            try:
+                answer = fast.seamless_call(request)
+            except BaseException:
+                use_case.close()
+                raise
+            if answer is not DECLINE:
+                use_case.close()
+                value: T = answer  # type: ignore[assignment]  # a seamless offer answers bytes
+                return value
+            # Whatever the declined attempt wrote is undone; the generic path starts afresh.
+            conn.execute("ROLLBACK TO uc")
+    return executor.drive(use_case)
 
 
 def _translate(exc: BaseException) -> BaseException:
