@@ -5,14 +5,9 @@ uses; ``api`` sends requests through the in-process app with an agent's Basic cr
 and an ``xts`` taken from the fake clock. After each test using ``world``, the ledger audit
 must come back clean.
 
-``services`` is redefined here (same contract as tests/protocol/conftest.py): the database
-URL is resolved in a sync fixture, because ``pg_url`` drives its own event loop and cannot
-be resolved from inside an async fixture; the postgres parameter carries the ``postgres``
-marker so the run's PostgreSQL summary counts it. ``http`` is redefined too: Litestar's
-test client runs the app on an event loop of its own in another thread, where an asyncpg
-pool made on the test's loop cannot be used, and where requests would run one at a time;
-httpx's ASGI transport runs the app on the test's loop, so ``asyncio.gather`` over it is
-real concurrency.
+``database_url``, ``services`` and ``http`` come from tests/protocol/conftest.py: every test
+runs on SQLite and PostgreSQL, and the app runs on the test's own event loop, so
+``asyncio.gather`` over ``http`` is real concurrency.
 
 Agents:
 - ``hrgag`` (client ``hrgclient``): THB, no credit limit, no ``max_amount``, a game URL;
@@ -24,25 +19,20 @@ Agents:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from gamewallet.app import create_app
 from gamewallet.core.money import UNIT
 from gamewallet.protocols.hrg.schemas import xts
 from gamewallet.service import admin
 from gamewallet.service.common import FakeClock
 from gamewallet.service.context import Services
-from gamewallet.settings import Settings
-from gamewallet.store import migrate, open_store
 from gamewallet.store.records import ClientRecord
 
 CREDENTIALS = {
@@ -134,38 +124,6 @@ class Api:
 
 def _json(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body).encode()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh database of each real store (PostgreSQL: migrated by the test)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/gw.db"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
-@pytest.fixture
-async def services(database_url: str, clock: FakeClock) -> AsyncIterator[Services]:
-    """Started services on ``database_url``."""
-    if database_url.startswith("postgresql"):
-        await asyncio.to_thread(migrate.upgrade, database_url)
-    settings = Settings(database_url=database_url, client_cache_ttl_s=0.0)
-    started = Services(settings, open_store(database_url), clock)
-    await started.start()
-    try:
-        yield started
-    finally:
-        await started.close()
-
-
-@pytest.fixture
-async def http(services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the whole app, running on the test's event loop."""
-    app: Any = create_app(services, manage_store=False)  # Litestar's ASGI types are narrower
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://hrg.test") as client:
-        yield client
 
 
 @pytest.fixture

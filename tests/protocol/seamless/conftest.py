@@ -4,11 +4,10 @@
 tests use, and ``wallet`` sends requests through the in-process app with a client's Basic
 credentials. After each test using ``world`` the ledger audit must come back clean.
 
-``services`` and ``http`` are redefined here, with the contract of tests/protocol/conftest.py
-(as the HRG and JDB suites do): the database URL is resolved in a sync fixture, because
-``pg_url`` drives its own event loop and cannot be resolved inside an async fixture; and the
-app runs on the test's own loop through httpx's ASGI transport (peer address 127.0.0.1), so
-``asyncio.gather`` over ``http`` is real concurrency on PostgreSQL.
+``database_url``, ``services`` and ``http`` come from tests/protocol/conftest.py (every test
+runs on SQLite and PostgreSQL; the app runs on the test's own event loop, so
+``asyncio.gather`` over ``http`` is real concurrency); ``http_client`` makes another client of
+the same app for tests that need one with other settings.
 
 Clients (user / password):
 - ``game`` (``gameuser`` / ``game-secret``): no limits, a game URL, a payment secret (the
@@ -26,12 +25,10 @@ Token placeholders (``$name`` in golden bodies): ``$token`` (p1), ``$token_p2``,
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -42,8 +39,7 @@ from gamewallet.core.money import UNIT
 from gamewallet.service import admin, seamless
 from gamewallet.service.common import FakeClock
 from gamewallet.service.context import Services
-from gamewallet.settings import Settings
-from gamewallet.store import migrate, open_store, ops
+from gamewallet.store import ops
 from gamewallet.store.port import do
 from gamewallet.store.records import ClientRecord, OperationRecord, PlayerRecord
 
@@ -181,45 +177,11 @@ async def seed(services: Services, clock: FakeClock) -> World:
     return world
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh database of each real store (PostgreSQL: migrated by ``services``)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/gw.db"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
-def settings_for(database_url: str, **changes: Any) -> Settings:
-    """The settings the seamless tests run with."""
-    return Settings(database_url=database_url, client_cache_ttl_s=0.0, **changes)
-
-
-@pytest.fixture
-async def services(database_url: str, clock: FakeClock) -> AsyncIterator[Services]:
-    """Started services on ``database_url``."""
-    if database_url.startswith("postgresql"):
-        await asyncio.to_thread(migrate.upgrade, database_url)
-    started = Services(settings_for(database_url), open_store(database_url), clock)
-    await started.start()
-    try:
-        yield started
-    finally:
-        await started.close()
-
-
 def http_client(services: Services) -> httpx.AsyncClient:
     """An HTTP client of the whole app on the current event loop."""
     app: Any = create_app(services, manage_store=False)  # Litestar's ASGI types are narrower
     transport = httpx.ASGITransport(app=app)
     return httpx.AsyncClient(transport=transport, base_url="http://wallet.test")
-
-
-@pytest.fixture
-async def http(services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the whole app, running on the test's event loop."""
-    async with http_client(services) as client:
-        yield client
 
 
 @pytest.fixture
