@@ -13,11 +13,11 @@ The schema is applied by Alembic at :meth:`SqliteStore.start`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -57,6 +57,11 @@ T = TypeVar("T")
 
 #: How many queued use cases one database transaction may commit together.
 BATCH_MAX = 64
+#: Prepared statements kept by the writer's connection (sqlite3's default is 128).
+STATEMENT_CACHE = 512
+#: The writer's page cache in KiB (SQLite's default is 2 MiB): the hot players' pages and the
+#: upper levels of every index stay in memory.
+CACHE_KIB = 32 * 1024
 
 
 def path_of(url: str) -> str:
@@ -68,7 +73,24 @@ def path_of(url: str) -> str:
 @dataclass(slots=True)
 class _Job:
     use_case: UseCase[Any]
-    future: Future[Any]
+    #: The caller's future, completed in the caller's event loop (``loop``).
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+def _deliver(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    """Complete a batch's futures in their event loop: one wake-up per batch, not per call.
+
+    A future already done was cancelled by its caller meanwhile; its outcome is dropped (the
+    work itself was committed, exactly as when a caller goes away after COMMIT).
+    """
+    for future, ok, value in outcomes:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 class SqliteStore:
@@ -127,17 +149,28 @@ class SqliteStore:
         if self._thread is None:
             use_case.close()
             raise StoreError("the store is not started")
-        future: Future[T] = Future()
-        self._queue.put(_Job(use_case, future))
-        return await asyncio.wrap_future(future)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(use_case, future, loop))
+        return await future
 
     # --- the writer thread -------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # Every SQL text of the store (generic, fast path, back-office) stays prepared: the
+        # default cache of 128 statements is smaller than that set.
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=STATEMENT_CACHE,
+        )
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        # Costless for durability: a larger page cache and temporary b-trees in memory.
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys=ON")
         if self.path == ":memory:":
@@ -180,12 +213,12 @@ class SqliteStore:
         batch: list[_Job],
     ) -> None:
         # A caller cancelled before its job started (a client gone, a shutdown) is skipped:
-        # nothing of it runs, and setting a result on its cancelled future would raise here
-        # and kill this thread, leaving every later caller waiting forever.
+        # nothing of it runs. (Reading another thread's future state is a plain attribute
+        # read; one cancelled later still runs, and _deliver drops its outcome.)
         for job in batch:
-            if not job.future.set_running_or_notify_cancel():
+            if job.future.cancelled():
                 job.use_case.close()
-        batch = [job for job in batch if job.future.running()]
+        batch = [job for job in batch if not job.future.cancelled()]
         if not batch:
             return
         outcomes: list[tuple[bool, Any]] = []
@@ -207,14 +240,19 @@ class SqliteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             error = StoreError(f"SQLite transaction failed: {exc}")
-            for job in batch:
-                job.future.set_exception(error)
-            return
-        for job, (ok, value) in zip(batch, outcomes, strict=True):
-            if ok:
-                job.future.set_result(value)
-            else:
-                job.future.set_exception(value)
+            outcomes = [(False, error)] * len(batch)
+        _answer(batch, outcomes)
+
+
+def _answer(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
+    """Hand a committed (or failed) batch's outcomes to their callers' event loops."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for job, (ok, value) in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+    for loop, items in by_loop.items():
+        # A closed loop (RuntimeError) has nobody waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_deliver, items)
 
 
 def _execute(
