@@ -55,7 +55,14 @@ from soak.processes import (
     listening_socket,
     uvicorn_argv,
 )
-from soak.traffic import Phases, SoakHrg, SoakJdb, SoakSeamless, run_scenario
+from soak.traffic import (
+    SEAMLESS_OTHER_ERROR_RETRY_S,
+    Phases,
+    SoakHrg,
+    SoakJdb,
+    SoakSeamless,
+    run_scenario,
+)
 
 CURRENCY = "THB"
 PROBER_OPENING_MINOR = 100_000 * 10_000
@@ -302,6 +309,7 @@ class Soak:
             concurrency=p.players,  # every player plays the whole window
             timeout_s=10.0,
             deadline_s=p.traffic_s + SCENARIO_END_TIMEOUT_S,
+            other_error_retry_s=SEAMLESS_OTHER_ERROR_RETRY_S,
             setup_db=self.wallet_url if protocol == "seamless" else None,
             currency=CURRENCY,
         )
@@ -493,7 +501,7 @@ class Soak:
             if report.error:
                 o.violations.append(f"{tag}: {report.error}")
         seamless = next(s for s in scenarios if isinstance(s, SoakSeamless))
-        o.facts["seamless_retries_of_100"] = seamless.other_error_retries
+        o.facts["seamless_retries_of_100"] = seamless.report.other_error_retries
         o.facts["duplicates_with_a_transient_copy"] = sum(s.transient_dups for s in scenarios)
         o.calls += prober.calls
         store = open_store(self.wallet_url, pool_size=1)

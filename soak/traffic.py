@@ -7,20 +7,17 @@ start only then), stops starting rounds when the traffic window closes, and wait
 *quiet* (every process up and healthy) before it settles leftovers and compares its model
 with the server's final balances. A duplicated call one copy of which got a transient failure
 (seamless 100, HRG 9999, JDB 9012: the database was restarting) is not a broken promise: that
-copy has no outcome to compare. A seamless ``100 Other error`` on a call the game must
-repeat anyway (confirm, rollback, deposit, a balance read) is treated like no answer and
-repeated: it is what the wallet answers while its database restarts, and the vendor's rule is
-to retry such calls until they succeed.
+copy has no outcome to compare. A seamless ``100 Other error`` (what the wallet answers while
+its database restarts) is repeated by the simulator itself, for ``SEAMLESS_OTHER_ERROR_RETRY_S``
+here (``SimConfig.other_error_retry_s``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from gamewallet.clients.seamless import OtherError
 from gamewallet.clients.simulator.common import PlayerModel, Report, SimConfig, Simulation
 from gamewallet.clients.simulator.faults import FaultSlot
 from gamewallet.clients.simulator.seamless import SeamlessSimulation
@@ -28,9 +25,9 @@ from gamewallet.clients.simulator.transfer import HrgSimulation, JdbSimulation
 
 T = TypeVar("T")
 
-#: How long a seamless call refused with 100 is retried before it counts as unanswered.
-OTHER_ERROR_RETRY_S = 60.0
-OTHER_ERROR_PAUSE_S = 0.25
+#: How long a seamless call answered 100 is repeated before it counts as refused: longer than
+#: a PostgreSQL crash and restart takes.
+SEAMLESS_OTHER_ERROR_RETRY_S = 60.0
 
 
 @dataclass
@@ -77,7 +74,6 @@ class SoakSeamless(SeamlessSimulation):
     def __init__(self, config: SimConfig, report: Report, phases: Phases) -> None:
         super().__init__(config, report)
         self.phases = phases
-        self.other_error_retries = 0
         self.transient_dups = 0
 
     def compare_dup(self, player: PlayerModel, slot: FaultSlot | None, what: str) -> None:
@@ -91,19 +87,6 @@ class SoakSeamless(SeamlessSimulation):
     async def round(self, player: PlayerModel) -> None:
         if not self.phases.traffic_over.is_set():
             await super().round(player)
-
-    async def until_answered(self, call: Callable[[], Awaitable[T]], slot: FaultSlot | None) -> T:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + OTHER_ERROR_RETRY_S
-        while True:
-            try:
-                return await super().until_answered(call, slot)
-            except OtherError:
-                if loop.time() > deadline:
-                    raise
-                self.other_error_retries += 1
-                slot = None
-                await asyncio.sleep(OTHER_ERROR_PAUSE_S)
 
     async def final_check(self) -> None:
         await self.phases.quiet.wait()

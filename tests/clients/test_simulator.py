@@ -150,6 +150,60 @@ async def test_an_overdraft_is_a_mismatch(
     assert any("beyond the balance succeeded" in m for m in report.mismatches)
 
 
+class Restarting(httpx.AsyncBaseTransport):
+    """The app behind a wallet whose database is down for the first ``down`` confirms and
+    rollbacks: those are answered ``100 Other error`` without reaching the app."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, down: int) -> None:
+        self.inner = inner
+        self.down = down
+        self.refused = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        settling = request.url.path.startswith(("/wallet/confirm", "/wallet/rollback"))
+        if settling and self.refused < self.down:
+            self.refused += 1
+            return httpx.Response(
+                200, json={"errorCode": 100, "errorDescription": "Other error", "details": "x"}
+            )
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_100_on_a_confirm_or_rollback_is_repeated_until_it_succeeds(
+    services: Services, database_url: str, app_transport: httpx.AsyncBaseTransport
+) -> None:
+    await seamless_client(services)
+    transport = Restarting(app_transport, down=3)
+    report = await run_simulation(
+        config("seamless", database_url, faults=frozenset(), rounds=10, players=2),
+        transport=transport,
+    )
+    assert transport.refused == 3
+    assert report.ok, report.as_json()
+    assert report.other_error_retries == 3
+    assert report.as_json()["otherErrorRetries"] == 3
+
+
+async def test_a_100_counts_as_a_refusal_when_repeats_are_off(
+    services: Services, database_url: str, app_transport: httpx.AsyncBaseTransport
+) -> None:
+    await seamless_client(services)
+    report = await run_simulation(
+        config(
+            "seamless",
+            database_url,
+            faults=frozenset(),
+            rounds=10,
+            players=2,
+            other_error_retry_s=0.0,
+        ),
+        transport=Restarting(app_transport, down=1),
+    )
+    assert not report.ok
+    assert report.other_error_retries == 0
+    assert any("refused" in m for m in report.mismatches), report.mismatches
+
+
 async def test_setup_failures_are_reported_not_raised(
     services: Services, database_url: str, app_transport: httpx.AsyncBaseTransport
 ) -> None:

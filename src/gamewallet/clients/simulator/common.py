@@ -71,12 +71,16 @@ class SimConfig:
     currency: str = "XAG"
     #: Where the HRG/JDB transfer records are kept (memory://, sqlite:///…, postgresql://…).
     records_db: str = "memory://"
+    #: Seamless: how long a call answered ``100 Other error`` is repeated (same id) before it
+    #: counts as a refusal; 0 = never repeated.
+    other_error_retry_s: float = 30.0
 
     def __post_init__(self) -> None:
         assert self.protocol in PROTOCOLS
         assert self.players >= 1
         assert self.rounds >= 0
         assert self.concurrency >= 1
+        assert self.other_error_retry_s >= 0
         assert 0.0 <= self.fault_rate <= 1.0
         assert self.timeout_s > 0
         assert self.deadline_s > 0
@@ -117,6 +121,7 @@ class Report:
     refusals: int = 0  # refusals the model predicted (insufficient funds, 110, 6901…)
     other_refusals: Counter[str] = field(default_factory=Counter)  # not predicted, no mismatch
     recoveries: int = 0  # operations whose outcome had to be learned or retried
+    other_error_retries: int = 0  # seamless calls repeated after a 100 Other error
     unresolved: int = 0  # operations whose outcome is still unknown at the end
     mismatches: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
@@ -144,6 +149,7 @@ class Report:
             "refusals": self.refusals,
             "otherRefusals": dict(sorted(self.other_refusals.items())),
             "recoveries": self.recoveries,
+            "otherErrorRetries": self.other_error_retries,
             "unresolved": self.unresolved,
             "mismatches": len(self.mismatches),
             "mismatchDetails": self.mismatches[:100],

@@ -25,6 +25,7 @@ import httpx
 from gamewallet.clients.seamless import (
     AlreadyRolledBack,
     InsufficientFunds,
+    OtherError,
     OutcomeUnknown,
     SeamlessClient,
     SeamlessError,
@@ -45,6 +46,8 @@ T = TypeVar("T")
 RETRIES_MAX = 6
 #: Pause between those sends (doubling).
 RETRY_PAUSE_S = 0.02
+#: The pause between repeats of a call answered ``100 Other error``.
+OTHER_ERROR_PAUSE_S = 0.25
 #: Life of the sessions the simulator opens through ``--setup-db``.
 SESSION_TTL_S = 24 * 3600
 
@@ -329,18 +332,35 @@ class SeamlessSimulation(Simulation):
         )
 
     async def until_answered(self, call: Callable[[], Awaitable[T]], slot: FaultSlot | None) -> T:
-        """Repeat an idempotent call until it is answered (refusals are raised)."""
-        pause = RETRY_PAUSE_S
-        for attempt in range(RETRIES_MAX):
+        """Repeat an idempotent call (same id, same content) until it is answered.
+
+        Two answers mean "no outcome yet", not a refusal: a lost answer (``OutcomeUnknown``,
+        retried up to ``RETRIES_MAX`` times with a growing pause) and ``100 Other error`` (the
+        wallet could not decide, e.g. while its database restarts; retried for
+        ``config.other_error_retry_s``, as a game keeps retrying a confirm or rollback on its
+        schedule). Every other refusal is raised. Only the first send carries the fault."""
+        loop = asyncio.get_running_loop()
+        other_error_deadline = loop.time() + self.config.other_error_retry_s
+        pause, lost = RETRY_PAUSE_S, 0
+        first = True
+        while True:
             try:
-                with armed(slot if attempt == 0 else None):
+                with armed(slot if first else None):
                     return await call()
             except OutcomeUnknown:
-                if attempt == 0:
+                if lost == 0:
                     self.report.recoveries += 1
+                lost += 1
+                if lost >= RETRIES_MAX:
+                    raise Unresolved("a call stayed unanswered") from None
                 await asyncio.sleep(pause)
                 pause *= 2
-        raise Unresolved("a call stayed unanswered")
+            except OtherError:
+                if loop.time() >= other_error_deadline:
+                    raise
+                self.report.other_error_retries += 1
+                await asyncio.sleep(OTHER_ERROR_PAUSE_S)
+            first = False
 
     async def final_check(self) -> None:
         """Every player's available balance, as the wallet reports it, against the model."""
