@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from gamewallet.core.ledger import Bucket, Entry, check_balanced
 from gamewallet.store import admin_sql, ops, transfer_sql
 from gamewallet.store.audit import run_audit
-from gamewallet.store.fastpath import FastOffer, SeamlessRequest
+from gamewallet.store.fastpath import FastOffer
 from gamewallet.store.migrate import upgrade
 from gamewallet.store.port import StoreError, UseCase
 from gamewallet.store.records import (
@@ -265,15 +265,16 @@ def _execute(
     the fast path handles it, anything else (or a declined offer) as its generic use case."""
     if fast is not None and type(use_case) is FastOffer:
         request = use_case.request
-        if type(request) is SeamlessRequest:
+        call = fast.call_for(request)
+        if call is not None:
             try:
-                answer = fast.seamless_call(request)
+                answer = call(request)
             except BaseException:
                 use_case.close()
                 raise
             if answer is not DECLINE:
                 use_case.close()
-                value: T = answer  # type: ignore[assignment]  # a seamless offer answers bytes
+                value: T = answer  # type: ignore[assignment]  # these offers answer bytes
                 return value
             # Whatever the declined attempt wrote is undone; the generic path starts afresh.
             conn.execute("ROLLBACK TO uc")

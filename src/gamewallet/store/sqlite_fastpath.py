@@ -27,12 +27,13 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Callable
 from typing import Any, Final
 
 from gamewallet.core.errors import ErrorCode, WalletError
 from gamewallet.core.money import format_minor
 from gamewallet.core.states import TABLE, Call, Effect, OpState
-from gamewallet.store.fastpath import SeamlessRequest
+from gamewallet.store.fastpath import HrgRequest, SeamlessRequest
 
 
 class _Decline:
@@ -92,6 +93,10 @@ _POST_PLAYER = (
     " pending_minor = pending_minor - ? WHERE id = ?"
 )
 _POST_CLIENT = "UPDATE accounts SET posted_minor = posted_minor - ? WHERE id = ?"
+_POSTING = (
+    "INSERT INTO postings (operation_id, account_id, currency, amount_minor, created_at_ms)"
+    " VALUES (?,?,?,?,?)"
+)
 _POSTINGS = (
     "INSERT INTO postings (operation_id, account_id, currency, amount_minor, created_at_ms)"
     " VALUES (?,?,?,?,?), (?,?,?,?,?)"
@@ -116,6 +121,69 @@ _CREATE_SHARD = (
 )
 
 
+# HRG (``service.hrg``): the player by its user id with both accounts, the stored answer and
+# the operation of the transaction code.
+_HRG_READ = """
+SELECT p.id, p.currency, c.id, c.posted_minor, c.held_minor, f.id, f.posted_minor, f.held_minor,
+       i.fingerprint, i.response,
+       o.id, o.kind, o.amount_minor, o.free_minor, o.currency, o.detail
+FROM players p
+JOIN accounts c ON c.owner_kind = 'player' AND c.owner_id = p.id
+     AND c.currency = p.currency AND c.bucket = 'cash' AND c.shard = 0
+JOIN accounts f ON f.owner_kind = 'player' AND f.owner_id = p.id
+     AND f.currency = p.currency AND f.bucket = 'free' AND f.shard = 0
+LEFT JOIN idempotency i ON i.client_id = ?1 AND i.scope = 'hrg:transfer' AND i."key" = ?2
+LEFT JOIN operations o ON o.client_id = ?1 AND o.ns = 'wire' AND o.ext_id = ?2
+WHERE p.client_id = ?1 AND p.external_id = ?3
+"""
+_HRG_INSERT = (
+    "INSERT INTO operations (client_id, ns, ext_id, kind, player_id, currency, amount_minor,"
+    " free_minor, state, created_at_ms, updated_at_ms, detail)"
+    " VALUES (?,'wire',?,?,?,?,?,?,'completed',?,?,?) RETURNING id"
+)
+_POSTED = "UPDATE accounts SET posted_minor = posted_minor + ? WHERE id = ?"
+_HRG_SAVE = (
+    "INSERT INTO idempotency (client_id, scope, key, fingerprint, response, created_at_ms)"
+    " VALUES (?,'hrg:transfer',?,?,?,?) ON CONFLICT DO NOTHING"
+)
+# A client's shards of one bucket (HRG moves free credit too).
+_BUCKET_SHARDS = (
+    "SELECT id, posted_minor FROM accounts WHERE owner_kind = 'client' AND owner_id = ?"
+    " AND currency = ? AND bucket = ? AND shard < ? ORDER BY shard"
+)
+_BUCKET_SHARD = (
+    "SELECT id FROM accounts WHERE owner_kind = 'client' AND owner_id = ? AND currency = ?"
+    " AND bucket = ? AND shard = ?"
+)
+_CREATE_BUCKET_SHARD = (
+    "INSERT INTO accounts (owner_kind, owner_id, currency, bucket, shard, no_overdraft)"
+    " VALUES ('client', ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING"
+)
+
+
+def _money1(minor: int) -> str:
+    """An HRG amount (``core.money.format_minor`` with one fraction digit at least)."""
+    return format_minor(minor, min_fraction_digits=1)
+
+
+def _hrg_body(r: HrgRequest, total: int, cash_after: int, free_after: int, currency: str) -> bytes:
+    """The answer from the request's template (as ``gw_hrg_render_v1`` fills it)."""
+    texts = {1: _money1(total), 2: _money1(cash_after), 3: _money1(free_after), 4: currency}
+    parts = r.body_parts
+    out = [parts[0]]
+    for index, hole in enumerate(r.hole_order):
+        out.append(texts[hole].encode())
+        out.append(parts[index + 1])
+    return b"".join(out)
+
+
+#: The request types handled here, by the name of their method.
+_CALLS: Final[dict[type[Any], str]] = {
+    SeamlessRequest: "seamless_call",
+    HrgRequest: "hrg_transfer",
+}
+
+
 def _json(value: dict[str, Any]) -> str:
     """A JSON column's text, byte for byte what ``store.rows.to_json`` writes."""
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
@@ -127,6 +195,11 @@ class SqliteFastPath:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.cur = conn.cursor()
         self.cur.row_factory = None
+
+    def call_for(self, request: object) -> Callable[[Any], bytes | _Decline] | None:
+        """The function that runs ``request`` here, or None (the generic path runs it)."""
+        name = _CALLS.get(type(request))
+        return None if name is None else getattr(self, name)
 
     def seamless_call(self, r: SeamlessRequest) -> bytes | _Decline:
         """One seamless two-phase call (``service.seamless._wallet_call``): the response bytes,
@@ -304,3 +377,127 @@ class SqliteFastPath:
                 r.now_ms,
             ),
         )
+
+    # --- HRG deposit / withdraw -----------------------------------------------------------
+
+    def hrg_transfer(self, r: HrgRequest) -> bytes | _Decline:
+        """One HRG ``deposit`` / ``withdraw`` (``service.hrg._deposit`` / ``_withdraw``): the
+        response bytes, a ``WalletError``, or :data:`DECLINE`."""
+        if r.cash_minor < 0 or r.free_minor < 0 or r.kind not in ("deposit", "withdraw"):
+            return DECLINE  # never sent by the protocol; the generic path decides
+        cur = self.cur
+        row = cur.execute(_HRG_READ, (r.client_id, r.transaction_code, r.user_id)).fetchone()
+        if row is None:  # get_player(lock=True)
+            raise WalletError(ErrorCode.PLAYER_NOT_FOUND, f"no player {r.user_id}")
+        player, currency, cash_id, c_posted, c_held, free_id, f_posted, f_held = row[:8]
+        # _replay: the stored answer, else the operation itself (kept after the purge).
+        if row[8] is not None:
+            if row[8] != r.fingerprint:
+                raise WalletError(ErrorCode.ID_REUSED)
+            return bytes(row[9])
+        if row[10] is not None:
+            return self._hrg_replay(r, row)
+        if r.kind == "withdraw":
+            cash_available, free_available = c_posted - c_held, f_posted - f_held
+            if r.all_buckets:
+                cash, free = cash_available, free_available
+            else:
+                cash, free = r.cash_minor, r.free_minor
+                if cash > r.max_amount_minor or free > r.max_amount_minor:
+                    raise WalletError(ErrorCode.LIMIT_EXCEEDED)
+                if cash > cash_available:
+                    raise WalletError(ErrorCode.INSUFFICIENT_FUNDS)
+                if free > free_available:
+                    raise WalletError(ErrorCode.INSUFFICIENT_FREE_CREDIT)
+            cash, free = -cash, -free
+        else:
+            cash, free = r.cash_minor, r.free_minor
+            if cash > r.max_amount_minor or free > r.max_amount_minor:
+                raise WalletError(ErrorCode.LIMIT_EXCEEDED)
+            if c_posted + cash > r.max_balance_minor or f_posted + free > r.max_balance_minor:
+                raise WalletError(ErrorCode.BALANCE_LIMIT_EXCEEDED)
+        # _transfer: claim the code with the record the query endpoints read.
+        detail = {
+            "userId": r.user_id,
+            "fingerprint": r.fingerprint,
+            "preBalance": c_posted,
+            "preFreeCredit": f_posted,
+            "afterBalance": c_posted + cash,
+            "afterFreeCredit": f_posted + free,
+        }
+        cur.execute(
+            _HRG_INSERT,
+            (r.client_id, r.transaction_code, r.kind, player, currency, abs(cash), abs(free),
+             r.now_ms, r.now_ms, _json(detail)),
+        )  # fmt: skip
+        found = cur.fetchone()
+        assert found is not None, "one writer: nobody claimed the code since the read"
+        if cash or free:
+            self._hrg_move(
+                r, player, currency, found[0], ((cash_id, "cash", cash), (free_id, "free", free))
+            )
+        sign = -1 if r.kind == "withdraw" else 1
+        body = _hrg_body(
+            r, sign * (abs(cash) + abs(free)), c_posted + cash, f_posted + free, currency
+        )
+        cur.execute(_HRG_SAVE, (r.client_id, r.transaction_code, r.fingerprint, body, r.now_ms))
+        return body
+
+    def _hrg_replay(self, r: HrgRequest, row: tuple[Any, ...]) -> bytes | _Decline:
+        """``service.hrg._replay_operation``: the same request rebuilds the same answer."""
+        _, op_kind, op_amount, op_free, op_currency, op_detail = row[10:16]
+        detail = json.loads(op_detail)
+        assert isinstance(detail, dict)
+        if detail.get("fingerprint") != r.fingerprint:
+            raise WalletError(ErrorCode.ID_REUSED)
+        if op_kind not in ("deposit", "withdraw"):
+            return DECLINE  # not a transfer: the generic path reports it
+        sign = -1 if op_kind == "withdraw" else 1
+        return _hrg_body(
+            r,
+            sign * op_amount + sign * op_free,
+            int(detail["afterBalance"]),
+            int(detail["afterFreeCredit"]),
+            op_currency,
+        )
+
+    def _hrg_move(
+        self,
+        r: HrgRequest,
+        player: int,
+        currency: str,
+        op_id: int,
+        legs: tuple[tuple[int, str, int], ...],
+    ) -> None:
+        """``service.common.move`` for HRG: cash then free credit, each against the client's
+        shard of that bucket (the credit limit applies to cash); postings in move's order."""
+        cur = self.cur
+        shard = player % r.shards
+        moves: list[tuple[int, int, int]] = []  # (player account, client account, amount)
+        for account, bucket, amount in legs:
+            if amount == 0:
+                continue
+            key = (r.client_id, currency, bucket)
+            if r.credit_limit_minor is not None and bucket == "cash" and amount > 0:
+                rows = cur.execute(_BUCKET_SHARDS, (*key, r.shards)).fetchall()
+                if len(rows) < r.shards:
+                    cur.executemany(_CREATE_BUCKET_SHARD, [(*key, s) for s in range(r.shards)])
+                    rows = cur.execute(_BUCKET_SHARDS, (*key, r.shards)).fetchall()
+                if sum(posted for _, posted in rows) - amount < -r.credit_limit_minor:
+                    raise WalletError(ErrorCode.CREDIT_LIMIT_EXCEEDED)
+                client_account = rows[shard][0]
+            else:
+                found = cur.execute(_BUCKET_SHARD, (*key, shard)).fetchone()
+                if found is None:
+                    cur.execute(_CREATE_BUCKET_SHARD, (*key, shard))
+                    found = cur.execute(_BUCKET_SHARD, (*key, shard)).fetchone()
+                    assert found is not None
+                client_account = found[0]
+            moves.append((account, client_account, amount))
+        postings: list[tuple[int, int, str, int, int]] = []
+        for account, client_account, amount in moves:
+            cur.execute(_POSTED, (amount, account))
+            cur.execute(_POSTED, (-amount, client_account))
+            postings.append((op_id, account, currency, amount, r.now_ms))
+            postings.append((op_id, client_account, currency, -amount, r.now_ms))
+        cur.executemany(_POSTING, postings)

@@ -1,0 +1,216 @@
+"""HRG transfers on the SQLite fast path against the generic path: same answers, same rows.
+
+As for seamless (test_sqlite_fastpath_differential.py): two real SQLite files set up alike,
+one store with its fast path on, one with it off. Random deposits and withdraws (partial and
+all, cash and free credit, reused and fresh transaction codes, unknown users, amounts over the
+limits, a credit limit on one shard or several) go to both; every answer must be identical,
+then every row of every ledger table (ids included) and a clean audit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gamewallet.core.errors import WalletError
+from gamewallet.protocols.hrg import schemas
+from gamewallet.protocols.hrg.routes import _ok
+from gamewallet.service import admin, hrg
+from gamewallet.service.common import FakeClock
+from gamewallet.store import sqlite_fastpath
+from gamewallet.store.records import ClientRecord
+from gamewallet.store.sqlite import SqliteStore
+
+USERS = ("u0", "u1", "u2")
+CURRENCY = "THB"
+STEPS = 400
+AMOUNTS = (0, 10_000, 25_000, 1_000_000, 90_000_000)  # the last is over max_amount
+TABLES = {
+    "clients": "id",
+    "players": "id",
+    "accounts": "id",
+    "operations": "id",
+    "postings": "id",
+    "idempotency": "client_id, scope, key",
+}
+
+
+@dataclass
+class Agent:
+    store: SqliteStore
+    path: Path
+    client: ClientRecord
+
+
+def _render(client: ClientRecord, kind: str) -> hrg.Render:
+    def render(t: hrg.Transfer) -> bytes:
+        data = schemas.HrgWithdrawData if kind == hrg.KIND_WITHDRAW else schemas.HrgDepositData
+        reply = schemas.HrgWithdrawReply if kind == hrg.KIND_WITHDRAW else schemas.HrgDepositReply
+        out: Any = data(
+            client.name,
+            t.user_id,
+            t.currency,
+            schemas.money(t.total_minor),
+            schemas.money(t.after_cash_minor),
+            schemas.money(t.after_free_minor),
+        )
+        return _ok(out, reply)
+
+    return render
+
+
+async def _agent(path: Path, fast: bool, clock: FakeClock, shards: int) -> Agent:
+    store = SqliteStore(f"sqlite:///{path}", fast_path=fast)
+    await store.start()
+    new = admin.NewClient(
+        "hrg", "agent", "agent-id", "pw", CURRENCY, 2_600_000, {"max_amount": 50_000_000}
+    )
+    client = await store.run(admin.create_client(new, clock.now_ms(), b"k" * 32))
+    if client.shards != shards:
+        side = sqlite3.connect(path)
+        with side:
+            side.execute("UPDATE clients SET shards = ? WHERE id = ?", (shards, client.id))
+        side.close()
+        client = dataclasses.replace(client, shards=shards)
+    for index, user in enumerate(USERS):
+        cash, free = (index + 1) * 400_000, index * 100_000
+        await store.run(hrg.create_user(client, user, cash, free, clock.now_ms()))
+    return Agent(store, path, client)
+
+
+@pytest.fixture(params=[1, 4], ids=lambda shards: f"shards={shards}")
+async def agents(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[Agent, Agent, FakeClock]]:
+    clock = FakeClock()
+    fast = await _agent(tmp_path / "fast.db", True, clock, request.param)
+    slow = await _agent(tmp_path / "slow.db", False, clock, request.param)
+    try:
+        yield fast, slow, clock
+    finally:
+        await fast.store.close()
+        await slow.store.close()
+
+
+async def _answer(agent: Agent, call: dict[str, Any], now_ms: int) -> tuple[Any, ...]:
+    render = _render(agent.client, call["kind"])
+    if call["kind"] == hrg.KIND_WITHDRAW:
+        request = hrg.WithdrawRequest(
+            call["user"], call["code"], call["all"], call["cash"], call["free"]
+        )
+        use_case = hrg.withdraw(agent.client, request, now_ms, render)
+    else:
+        deposit = hrg.DepositRequest(call["user"], call["code"], call["cash"], call["free"])
+        use_case = hrg.deposit(agent.client, deposit, now_ms, render)
+    try:
+        return ("ok", await agent.store.run(use_case))
+    except WalletError as exc:
+        return ("error", exc.code.name, exc.detail)
+
+
+def _random_call(rng: random.Random, used: list[dict[str, Any]]) -> dict[str, Any]:
+    if used and rng.random() < 0.15:
+        return dict(rng.choice(used))  # an identical repeat
+    kind = rng.choice([hrg.KIND_DEPOSIT, hrg.KIND_WITHDRAW])
+    all_buckets = kind == hrg.KIND_WITHDRAW and rng.random() < 0.15
+    cash, free = rng.choice(AMOUNTS), rng.choice(AMOUNTS[:3])
+    if not all_buckets and not (cash or free):
+        cash = 10_000
+    return {
+        "kind": kind,
+        "user": rng.choice([*USERS, "ghost"]) if rng.random() < 0.05 else rng.choice(USERS),
+        "code": f"c{rng.randrange(300)}" if rng.random() < 0.9 else f"c{rng.randrange(5)}",
+        "all": all_buckets,
+        "cash": 0 if all_buckets else cash,
+        "free": 0 if all_buckets else free,
+    }
+
+
+def _dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    conn = sqlite3.connect(path)
+    try:
+        return {
+            table: conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()  # noqa: S608 - constant names
+            for table, order in TABLES.items()
+        }
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_random_transfers_answer_and_write_alike(
+    agents: tuple[Agent, Agent, FakeClock], seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast, slow, clock = agents
+    taken: list[str] = []
+    real = sqlite_fastpath.SqliteFastPath.hrg_transfer
+
+    def counting(self: sqlite_fastpath.SqliteFastPath, r: Any) -> Any:
+        taken.append(r.kind)
+        return real(self, r)
+
+    monkeypatch.setattr(sqlite_fastpath.SqliteFastPath, "hrg_transfer", counting)
+    rng = random.Random(seed)
+    used: list[dict[str, Any]] = []
+    outcomes: set[str] = set()
+    for step in range(STEPS):
+        clock.advance(1)
+        call = _random_call(rng, used)
+        used.append(call)
+        got_fast = await _answer(fast, call, clock.now_ms())
+        got_slow = await _answer(slow, call, clock.now_ms())
+        assert got_fast == got_slow, f"step {step}: {call}"
+        outcomes.add("ok" if got_fast[0] == "ok" else str(got_fast[1]))
+    assert len(taken) == STEPS, "every call must have gone through the fast path"
+    assert await fast.store.run(admin.audit()) == []
+    assert _dump(fast.path) == _dump(slow.path)
+    assert {
+        "ok",
+        "ID_REUSED",
+        "INSUFFICIENT_FUNDS",
+        "LIMIT_EXCEEDED",
+        "CREDIT_LIMIT_EXCEEDED",
+        "PLAYER_NOT_FOUND",
+    } <= outcomes, outcomes
+
+
+async def test_a_replay_after_the_purge_is_rebuilt_from_the_operation(
+    agents: tuple[Agent, Agent, FakeClock],
+) -> None:
+    fast, slow, clock = agents
+    call = {"kind": hrg.KIND_WITHDRAW, "user": "u1", "code": "p1", "all": False}
+    call |= {"cash": 30_000, "free": 20_000}
+    first = [await _answer(a, call, clock.now_ms()) for a in (fast, slow)]
+    for agent in (fast, slow):
+        side = sqlite3.connect(agent.path)
+        with side:
+            side.execute("DELETE FROM idempotency WHERE client_id = ?", (agent.client.id,))
+        side.close()
+    again = [await _answer(a, call, clock.now_ms()) for a in (fast, slow)]
+    assert first[0] == again[0] == again[1] == first[1]
+    assert first[0][0] == "ok"
+    other = {**call, "cash": 40_000}
+    assert await _answer(fast, other, clock.now_ms()) == await _answer(slow, other, clock.now_ms())
+    assert (await _answer(fast, other, clock.now_ms()))[1] == "ID_REUSED"
+
+
+async def test_the_credit_limit_is_reached_exactly_not_passed(
+    agents: tuple[Agent, Agent, FakeClock],
+) -> None:
+    """The agent has paid out 2_400_000 of its 2_600_000 credit: 200_000 more is allowed."""
+    fast, slow, clock = agents
+    deposit = {"kind": hrg.KIND_DEPOSIT, "user": "u0", "all": False, "free": 0}
+    over = {**deposit, "code": "over", "cash": 200_001}
+    exact = {**deposit, "code": "exact", "cash": 200_000}
+    for call, expected in ((over, "error"), (exact, "ok"), ({**over, "code": "more"}, "error")):
+        got = [await _answer(a, call, clock.now_ms()) for a in (fast, slow)]
+        assert got[0] == got[1]
+        assert got[0][0] == expected, (call, got[0])
+    assert _dump(fast.path) == _dump(slow.path)
