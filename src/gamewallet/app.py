@@ -4,6 +4,11 @@ Each wire protocol contributes one Litestar router (with its own error envelope)
 back-office contributes the admin API and pages, and this module adds health checks and
 the OpenAPI description. ``create_app`` is what tests use; ``app_factory`` is what
 ``gamewallet serve`` hands to uvicorn in every worker process.
+
+Request handling, outermost first: the observer (request id, metrics, access line), the fast
+lane (the hot wallet calls served without the framework, when ``fast_lane`` is on; see
+:mod:`gamewallet.protocols.lane`), then Litestar's own routing. Each protocol's router and
+lane handlers share one ``*Api`` object (rate limiters, caches, in-flight registries).
 """
 
 from __future__ import annotations
@@ -19,8 +24,15 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from gamewallet.admin.routes import build_admin
 from gamewallet.observability import Metrics, configure_logging, instrument
+from gamewallet.protocols.hrg.lane import lane_routes as hrg_lane
+from gamewallet.protocols.hrg.routes import HrgApi
 from gamewallet.protocols.hrg.routes import build_router as hrg_router
+from gamewallet.protocols.jdb.lane import lane_routes as jdb_lane
+from gamewallet.protocols.jdb.routes import JdbApi
 from gamewallet.protocols.jdb.routes import build_router as jdb_router
+from gamewallet.protocols.lane import LaneHandler, install_lane
+from gamewallet.protocols.seamless.lane import lane_routes as seamless_lane
+from gamewallet.protocols.seamless.routes import SeamlessApi
 from gamewallet.protocols.seamless.routes import build_router as seamless_router
 from gamewallet.service.context import Services
 from gamewallet.settings import Settings
@@ -30,10 +42,15 @@ from gamewallet.worker.build import in_process_worker
 
 
 def create_app(
-    services: Services, *, manage_store: bool = True, run_worker: bool = False
+    services: Services,
+    *,
+    manage_store: bool = True,
+    run_worker: bool = False,
+    fast_lane: bool | None = None,
 ) -> Litestar:
     """The ASGI app for ``services``; ``manage_store`` starts/closes the store with the app,
-    ``run_worker`` runs the background worker in this process while the app runs."""
+    ``run_worker`` runs the background worker in this process while the app runs,
+    ``fast_lane`` (default: the setting) serves the hot calls through the fast lane."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -62,13 +79,14 @@ def create_app(
         return Response({"status": "ready"})
 
     metrics = Metrics(multiprocess_dir=services.settings.metrics_multiprocess_dir)
+    seamless_api, hrg_api, jdb_api = SeamlessApi(services), HrgApi(services), JdbApi.build(services)
     app = Litestar(
         route_handlers=[
             healthz,
             readyz,
-            seamless_router(services),
-            hrg_router(services),
-            jdb_router(services),
+            seamless_router(services, seamless_api),
+            hrg_router(services, hrg_api),
+            jdb_router(services, jdb_api),
             *build_admin(services, metrics),
         ],
         lifespan=[lifespan],
@@ -100,6 +118,13 @@ def create_app(
         # Logging is configured once per process (observability.configure_logging), not here.
         logging_config=None,
     )
+    if services.settings.fast_lane if fast_lane is None else fast_lane:
+        routes: dict[str, LaneHandler] = {
+            **seamless_lane(seamless_api),
+            **hrg_lane(hrg_api),
+            **jdb_lane(jdb_api),
+        }
+        install_lane(app, routes, services.settings.max_body_bytes)
     # Outermost, so that every response (404s and errors too) gets a request id.
     instrument(app, metrics)
     return app

@@ -1,9 +1,14 @@
 """Observability: structured JSON logs with a request id, Prometheus metrics, result codes.
 
 Every HTTP request gets a request id (the caller's ``X-Request-ID`` when it is a short,
-plain token, else a new one). It is bound to every log line written while the request runs
-and returned in the ``X-Request-ID`` header of every response, errors and 404s included,
-because :func:`instrument` wraps the whole application, outside its exception handling.
+plain token, else a new one). It is added to every log line written while the request runs
+(by the :func:`add_request_id` processor, which reads the request being served) and returned
+in the ``X-Request-ID`` header of every response, errors and 404s included, because
+:func:`instrument` wraps the whole application, outside its exception handling.
+
+The observer runs on every request, so it is kept cheap: a new id is a per-process random
+prefix plus a counter (no system call), metric children are looked up once per label set and
+kept, and the access line is skipped, arguments and all, when its level is disabled.
 
 Secrets never reach a log line: :func:`redact` replaces the value of every key that names
 one (authorization, passwords, secrets, tokens, cookies, AES keys and IVs, JDB's ``x``), at
@@ -20,11 +25,13 @@ and, where one URL serves many calls (JDB actions), the call with :func:`set_end
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
+import secrets
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -63,7 +70,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-log = structlog.get_logger("gamewallet.http")
+log_name = "gamewallet.http"
+log = structlog.get_logger(log_name)
 
 # --- the call being served -------------------------------------------------------------------
 
@@ -122,6 +130,28 @@ def protocol_of(path: str) -> str:
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
+class _Ids:
+    """New request ids: 16 random hex digits per process, then a 16-digit counter (32 hex
+    digits, like a UUID's). Unique across processes with overwhelming probability, and one
+    string format per request instead of a read of the system's random source."""
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        """A new prefix and counter (at start and in a forked child)."""
+        self.prefix = secrets.token_hex(8)
+        self.counter = itertools.count(1)
+
+    def next(self) -> str:
+        """The next id."""
+        return f"{self.prefix}{next(self.counter):016x}"
+
+
+_IDS = _Ids()
+os.register_at_fork(after_in_child=_IDS.reseed)
+
+
 def _incoming_request_id(scope: Scope) -> str | None:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
@@ -137,7 +167,9 @@ LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.
 
 
 class Metrics:
-    """The process's request metrics, in a registry of its own (one per app)."""
+    """The process's request metrics, in a registry of its own (one per app). The children
+    of each label set are kept once looked up (label sets are few: protocol, endpoint
+    template, result code)."""
 
     def __init__(self, *, multiprocess_dir: str | None = None) -> None:
         self.multiprocess_dir = multiprocess_dir
@@ -162,11 +194,27 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._in_progress: dict[str, Any] = {}
 
     def observe(self, protocol: str, endpoint: str, result: str, seconds: float) -> None:
         """Count one finished request."""
-        self.requests.labels(protocol, endpoint, result).inc()
-        self.latency.labels(protocol, endpoint).observe(seconds)
+        key = (protocol, endpoint, result)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(protocol, endpoint, result),
+                self.latency.labels(protocol, endpoint),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def in_progress_of(self, protocol: str) -> Any:
+        """The in-progress gauge child of ``protocol``."""
+        child = self._in_progress.get(protocol)
+        if child is None:
+            child = self._in_progress[protocol] = self.in_progress.labels(protocol)
+        return child
 
     def render(self, extra: Iterable[Metric] = ()) -> bytes:
         """The Prometheus text exposition: request metrics (of every process in multiprocess
@@ -219,7 +267,7 @@ class _Observer:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = _incoming_request_id(scope) or uuid.uuid4().hex
+        rid = _incoming_request_id(scope) or _IDS.next()
         path: str = scope.get("path", "")
         call = _Call(rid, protocol_of(path))
         token = _CALL.set(call)
@@ -231,35 +279,45 @@ class _Observer:
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 headers = [h for h in message.get("headers", ()) if h[0].lower() != header[0]]
-                message = {**message, "headers": [*headers, header]}
+                headers.append(header)
+                message = {**message, "headers": headers}
             await send(message)
 
-        in_progress = self.metrics.in_progress.labels(call.protocol)
+        in_progress = self.metrics.in_progress_of(call.protocol)
         in_progress.inc()
         started = time.perf_counter()
         try:
-            with structlog.contextvars.bound_contextvars(request_id=rid):
-                try:
-                    await self.app(scope, receive, send_with_id)
-                finally:
-                    seconds = time.perf_counter() - started
-                    endpoint = call.endpoint or scope.get("path_template") or "unmatched"
-                    result = call.result or str(status)
-                    self.metrics.observe(call.protocol, endpoint, result, seconds)
-                    log.info(
-                        "request",
-                        method=scope.get("method"),
-                        path=path,  # never the query string: JDB's payload travels there
-                        status=status,
-                        protocol=call.protocol,
-                        endpoint=endpoint,
-                        result=result,
-                        duration_ms=round(seconds * 1000, 3),
-                        peer=(scope.get("client") or ("", 0))[0],
-                    )
+            await self.app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
+            endpoint = call.endpoint or scope.get("path_template") or "unmatched"
+            result = call.result or str(status)
+            self.metrics.observe(call.protocol, endpoint, result, seconds)
+            if _access_enabled():
+                log.info(
+                    "request",
+                    method=scope.get("method"),
+                    path=path,  # never the query string: JDB's payload travels there
+                    status=status,
+                    protocol=call.protocol,
+                    endpoint=endpoint,
+                    result=result,
+                    duration_ms=round(seconds * 1000, 3),
+                    peer=(scope.get("client") or ("", 0))[0],
+                )
             in_progress.dec()
             _CALL.reset(token)
+
+
+#: The standard-library logger of the access line once :func:`configure_logging` has routed
+#: structlog through the standard library (its level decides); None before that, when
+#: structlog's own configuration decides and the line is always handed to it.
+_access_logger: logging.Logger | None = None
+
+
+def _access_enabled() -> bool:
+    """Whether an access line would be written (one cached level check)."""
+    return _access_logger is None or _access_logger.isEnabledFor(logging.INFO)
 
 
 def instrument(app: Any, metrics: Metrics) -> None:
@@ -329,10 +387,21 @@ def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mutab
     return event
 
 
+def add_request_id(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: the id of the request being served, unless the line names one."""
+    call = _CALL.get()
+    if call is not None and "request_id" not in event:
+        event["request_id"] = call.request_id
+    return event
+
+
 def _shared_processors() -> list[Any]:
     """What every line goes through, ours and the standard library's alike."""
     return [
         structlog.contextvars.merge_contextvars,
+        add_request_id,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -402,6 +471,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
+    global _access_logger  # the access line's level check, from now on the stdlib's
+    _access_logger = logging.getLogger(log_name)
     # uvicorn installs its own handlers at start-up: route its lines through ours instead.
     for name in ("uvicorn", "uvicorn.error", "litestar"):
         named = logging.getLogger(name)

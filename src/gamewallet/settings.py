@@ -118,6 +118,9 @@ class Settings:
     #: prometheus-client's multiprocess directory (``PROMETHEUS_MULTIPROC_DIR``): when set,
     #: /metrics adds up the request metrics of every server process.
     metrics_multiprocess_dir: str | None = None
+    #: Serve the hot wallet calls through the raw-ASGI fast lane (gamewallet.protocols.lane);
+    #: off, every request goes through Litestar. The answers are the same either way.
+    fast_lane: bool = True
     #: Log format: "json" or "console".
     log_format: str = "json"
     log_level: str = "INFO"
@@ -190,6 +193,7 @@ class Settings:
             admin_cache_s=_float(e, "GAMEWALLET_ADMIN_CACHE_S", d.admin_cache_s),
             ready_timeout_s=_float(e, "GAMEWALLET_READY_TIMEOUT_S", d.ready_timeout_s),
             metrics_multiprocess_dir=e.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            fast_lane=e.get("GAMEWALLET_FAST_LANE", "1") not in ("0", "false"),
             log_format=e.get("GAMEWALLET_LOG_FORMAT", d.log_format),
             log_level=e.get("GAMEWALLET_LOG_LEVEL", d.log_level),
             transfer_attempts_max=_int(

@@ -4,8 +4,12 @@ Thin by design: a router-level hook authenticates the agent and checks ``xts`` b
 body is read; each handler decodes the body strictly, checks the agent and the user id,
 runs one use case of :mod:`gamewallet.service.hrg` and renders the envelope. The order of
 those steps is the precedence of the status codes (see :mod:`.errors`). Every failure,
-expected or not, leaves through :func:`_on_error` as an HRG envelope; an unexpected one is
+expected or not, leaves through :func:`error_reply` as an HRG envelope; an unexpected one is
 logged with a request id and answered 9999, never with a stack trace.
+
+:class:`HrgApi` holds what the routes and the fast lane (:mod:`.lane`) share: the rate
+limiter, the caller checks, and the transfer use cases with their rendering, so that both
+answer with the same bytes.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 import structlog
-import structlog.contextvars
 from litestar import Request, Response, Router, post
 from litestar.datastructures import State
 from litestar.dto import AbstractDTO, DTOFieldDefinition
@@ -30,7 +33,7 @@ from litestar.params import HeaderParameter, JSONBody
 from litestar.typing import FieldDefinition
 
 from gamewallet.core.errors import WalletError
-from gamewallet.observability import set_result_code
+from gamewallet.observability import request_id, set_result_code
 from gamewallet.protocols.hrg import schemas
 from gamewallet.protocols.hrg.auth import authenticate, caller_address, check_xts
 from gamewallet.protocols.hrg.errors import (
@@ -45,6 +48,7 @@ from gamewallet.protocols.hrg.errors import (
     from_core,
     http_status,
 )
+from gamewallet.protocols.lane import Reply
 from gamewallet.service import hrg
 from gamewallet.service.context import Services
 from gamewallet.service.ratelimit import RateLimiter
@@ -140,37 +144,126 @@ def _json(body: bytes) -> Response[bytes]:
     return Response(content=body, media_type=JSON, status_code=200)
 
 
-def _agent(request: Request[Any, Any, State], agent_id: str) -> ClientRecord:
+def agent(client: ClientRecord, agent_id: str) -> ClientRecord:
     """The authenticated agent, which the body's ``agentId`` must name (else 2002: we do not
     tell a caller whether some other agent of that name exists)."""
-    client: ClientRecord = request.state[_CLIENT_KEY]
     if agent_id != client.name:
         raise HrgError(AGENT_NOT_FOUND)
     return client
 
 
-def build_router(services: Services) -> Router:
-    """The router of the HRG transfer API, mounted at ``/api``."""
+def _agent(request: Request[Any, Any, State], agent_id: str) -> ClientRecord:
+    return agent(request.state[_CLIENT_KEY], agent_id)
 
-    def now_ms() -> int:
-        return services.clock.now_ms()
 
-    limiter = RateLimiter(services.clock, lambda: services.settings.rate_limit_per_client)
+def rate_limited() -> Reply:
+    """Over the agent's rate (service/ratelimit.py): HTTP 429 + 9999, body unread, nothing
+    applied; an operator's recovery (lookup, re-send) is safe."""
+    return _error(UNKNOWN_ERROR, "Rate limit exceeded", status=429, headers=(("Retry-After", "1"),))
+
+
+def withdraw_command(client: ClientRecord, data: schemas.HrgWithdrawRequest) -> hrg.WithdrawRequest:
+    """A withdraw body as the use case's command (HrgError for bad fields or agent)."""
+    cash = schemas.amount_minor(data.amount, "amount")
+    free = schemas.amount_minor(data.free_credit, "freeCredit")
+    if not data.all_withdraw and not (cash or free):
+        raise HrgError(INVALID_PARAMETER, "amount or freeCredit must be above zero")
+    agent(client, data.agent_id)
+    return hrg.WithdrawRequest(
+        schemas.user_id(data.user_id),
+        data.transaction_code,
+        data.all_withdraw,
+        0 if data.all_withdraw else cash,
+        0 if data.all_withdraw else free,
+    )
+
+
+def deposit_command(client: ClientRecord, data: schemas.HrgDepositRequest) -> hrg.DepositRequest:
+    """A deposit body as the use case's command (HrgError for bad fields or agent)."""
+    cash = schemas.amount_minor(data.amount, "amount")
+    free = schemas.amount_minor(data.free_credit, "freeCredit")
+    if not (cash or free):
+        raise HrgError(INVALID_PARAMETER, "amount or freeCredit must be above zero")
+    agent(client, data.agent_id)
+    return hrg.DepositRequest(schemas.user_id(data.user_id), data.transaction_code, cash, free)
+
+
+class HrgApi:
+    """What the routes and the fast lane share: one rate limiter, the caller checks, and the
+    transfer use cases with their rendering (one instance per app)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.limiter = RateLimiter(services.clock, lambda: services.settings.rate_limit_per_client)
+
+    def now_ms(self) -> int:
+        """The service clock's time."""
+        return self.services.clock.now_ms()
+
+    async def client(
+        self,
+        authorization: str | None,
+        peer: str | None,
+        forwarded_for: str | None,
+        xts: str | None,
+    ) -> ClientRecord:
+        """The calling agent, with a fresh ``xts``; HrgError 1001 / 1002 otherwise."""
+        settings = self.services.settings
+        address = caller_address(peer, forwarded_for, settings.trusted_proxies)
+        client = await authenticate(self.services, authorization, address)
+        check_xts(xts, self.now_ms(), settings.hrg_xts_skew_s)
+        return client
+
+    async def withdraw(self, client: ClientRecord, command: hrg.WithdrawRequest) -> bytes:
+        """Run a withdraw; its envelope (stored for replays)."""
+
+        def render(t: hrg.Transfer) -> bytes:
+            out = schemas.HrgWithdrawData(
+                agent_id=client.name,
+                user_id=t.user_id,
+                currency=t.currency,
+                withdraw_amount=schemas.money(t.total_minor),
+                current_balance=schemas.money(t.after_cash_minor),
+                current_free_credit=schemas.money(t.after_free_minor),
+            )
+            return _ok(out, schemas.HrgWithdrawReply)
+
+        return await self.services.store.run(hrg.withdraw(client, command, self.now_ms(), render))
+
+    async def deposit(self, client: ClientRecord, command: hrg.DepositRequest) -> bytes:
+        """Run a deposit; its envelope (stored for replays)."""
+
+        def render(t: hrg.Transfer) -> bytes:
+            out = schemas.HrgDepositData(
+                agent_id=client.name,
+                user_id=t.user_id,
+                currency=t.currency,
+                deposit_amount=schemas.money(t.total_minor),
+                current_balance=schemas.money(t.after_cash_minor),
+                current_free_credit=schemas.money(t.after_free_minor),
+            )
+            return _ok(out, schemas.HrgDepositReply)
+
+        return await self.services.store.run(hrg.deposit(client, command, self.now_ms(), render))
+
+
+def build_router(services: Services, api: HrgApi | None = None) -> Router:
+    """The router of the HRG transfer API, mounted at ``/api``; ``api`` is shared with the
+    fast lane when there is one."""
+    api = api or HrgApi(services)
+    now_ms = api.now_ms
+    limiter = api.limiter
 
     async def before(request: Request[Any, Any, State]) -> Response[bytes] | None:
-        peer = request.client.host if request.client else None
-        address = caller_address(
-            peer, request.headers.get("x-forwarded-for"), services.settings.trusted_proxies
+        client = await api.client(
+            request.headers.get("authorization"),
+            request.client.host if request.client else None,
+            request.headers.get("x-forwarded-for"),
+            request.headers.get("xts"),
         )
-        client = await authenticate(services, request.headers.get("authorization"), address)
-        check_xts(request.headers.get("xts"), now_ms(), services.settings.hrg_xts_skew_s)
         request.state[_CLIENT_KEY] = client
         if not limiter.allow(client):
-            # Over the agent's rate (service/ratelimit.py): HTTP 429 + 9999, body unread,
-            # nothing applied; an operator's recovery (lookup, re-send) is safe.
-            response = _error(UNKNOWN_ERROR, "Rate limit exceeded", status=429)
-            response.headers["Retry-After"] = "1"
-            return response
+            return rate_limited().response()
         return None
 
     def player_data(client: ClientRecord, player: PlayerRecord) -> schemas.HrgBalanceItem:
@@ -263,31 +356,8 @@ def build_router(services: Services) -> Router:
     ) -> Response[bytes]:
         """Take money back to the agent: everything with ``allWithdraw``, else ``amount``
         and/or ``freeCredit`` (at least one above zero). Idempotent per transactionCode."""
-        cash = schemas.amount_minor(data.amount, "amount")
-        free = schemas.amount_minor(data.free_credit, "freeCredit")
-        if not data.all_withdraw and not (cash or free):
-            raise HrgError(INVALID_PARAMETER, "amount or freeCredit must be above zero")
-        client = _agent(request, data.agent_id)
-        command = hrg.WithdrawRequest(
-            schemas.user_id(data.user_id),
-            data.transaction_code,
-            data.all_withdraw,
-            0 if data.all_withdraw else cash,
-            0 if data.all_withdraw else free,
-        )
-
-        def render(t: hrg.Transfer) -> bytes:
-            out = schemas.HrgWithdrawData(
-                agent_id=client.name,
-                user_id=t.user_id,
-                currency=t.currency,
-                withdraw_amount=schemas.money(t.total_minor),
-                current_balance=schemas.money(t.after_cash_minor),
-                current_free_credit=schemas.money(t.after_free_minor),
-            )
-            return _ok(out, schemas.HrgWithdrawReply)
-
-        return _json(await services.store.run(hrg.withdraw(client, command, now_ms(), render)))
+        client: ClientRecord = request.state[_CLIENT_KEY]
+        return _json(await api.withdraw(client, withdraw_command(client, data)))
 
     @post(
         "/deposit",
@@ -302,27 +372,8 @@ def build_router(services: Services) -> Router:
     ) -> Response[bytes]:
         """Move money from the agent to the player's cash and/or free credit (at least one
         above zero). Idempotent per transactionCode."""
-        cash = schemas.amount_minor(data.amount, "amount")
-        free = schemas.amount_minor(data.free_credit, "freeCredit")
-        if not (cash or free):
-            raise HrgError(INVALID_PARAMETER, "amount or freeCredit must be above zero")
-        client = _agent(request, data.agent_id)
-        command = hrg.DepositRequest(
-            schemas.user_id(data.user_id), data.transaction_code, cash, free
-        )
-
-        def render(t: hrg.Transfer) -> bytes:
-            out = schemas.HrgDepositData(
-                agent_id=client.name,
-                user_id=t.user_id,
-                currency=t.currency,
-                deposit_amount=schemas.money(t.total_minor),
-                current_balance=schemas.money(t.after_cash_minor),
-                current_free_credit=schemas.money(t.after_free_minor),
-            )
-            return _ok(out, schemas.HrgDepositReply)
-
-        return _json(await services.store.run(hrg.deposit(client, command, now_ms(), render)))
+        client: ClientRecord = request.state[_CLIENT_KEY]
+        return _json(await api.deposit(client, deposit_command(client, data)))
 
     @post(
         "/check_transfer_operation",
@@ -436,19 +487,27 @@ def build_router(services: Services) -> Router:
     )
 
 
-def _error(code: str, detail: str | None = None, *, status: int | None = None) -> Response[bytes]:
+def _error(
+    code: str,
+    detail: str | None = None,
+    *,
+    status: int | None = None,
+    headers: tuple[tuple[str, str], ...] = (),
+) -> Reply:
     set_result_code(code)  # the result label of the request's metrics and log line
-    headers = {"WWW-Authenticate": 'Basic realm="hrg"'} if code == AUTH_FAILED else None
-    return Response(
-        content=error_body(code, detail),
-        media_type=JSON,
-        status_code=status or http_status(code),
-        headers=headers,
-    )
+    if code == AUTH_FAILED:
+        headers = (("WWW-Authenticate", 'Basic realm="hrg"'), *headers)
+    return Reply(status or http_status(code), error_body(code, detail), JSON, headers)
 
 
 def _on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    """Every failure as an HRG envelope: expected refusals by their code, the rest 9999."""
+    given = request.headers.get("x-request-id")
+    return error_reply(exc, request.url.path, given).response()
+
+
+def error_reply(exc: Exception, path: str, given_request_id: str | None) -> Reply:
+    """Every failure as an HRG envelope: expected refusals by their code, the rest 9999
+    (the routes' exception handler and the lane's)."""
     if isinstance(exc, HrgError):
         return _error(exc.code, exc.detail)
     if isinstance(exc, WalletError):
@@ -460,24 +519,22 @@ def _on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes
         return _error(INVALID_PARAMETER, "request body is empty")
     if isinstance(exc, HTTPException) and exc.status_code < 500:
         return _error(INVALID_PARAMETER, exc.detail)
-    request_id = _request_id(request)
+    rid = _request_id(given_request_id)
     log.error(
         "hrg request failed",
-        request_id=request_id,
-        path=request.url.path,
+        request_id=rid,
+        path=path,
         error=type(exc).__name__,
         exc_info=exc,
     )
-    response = _error(UNKNOWN_ERROR)
-    response.headers["X-Request-ID"] = request_id
-    return response
+    return _error(UNKNOWN_ERROR, headers=(("X-Request-ID", rid),))
 
 
-def _request_id(request: Request[Any, Any, Any]) -> str:
-    """The id this request is logged under: the one the app's request logging bound, else the
-    caller's ``X-Request-ID`` when it is a plain short token, else a new one."""
-    bound = structlog.contextvars.get_contextvars().get("request_id")
-    if isinstance(bound, str) and bound:
+def _request_id(given: str | None) -> str:
+    """The id this request is logged under: the observer's, else the caller's
+    ``X-Request-ID`` when it is a plain short token, else a new one."""
+    bound = request_id()
+    if bound:
         return bound
-    given = request.headers.get("x-request-id", "")
+    given = given or ""
     return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex

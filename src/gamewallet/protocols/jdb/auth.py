@@ -87,7 +87,20 @@ class DomainAuth:
         self._cache: dict[int, tuple[ClientRecord, Domain]] = {}
         self._limiter = RateLimiter(services.clock, lambda: services.settings.rate_limit_per_client)
 
-    async def domain(self, dc: str | None) -> Domain:
+    @property
+    def limiter(self) -> RateLimiter:
+        """The per-domain rate limiter (shared with the fast lane)."""
+        return self._limiter
+
+    async def find(self, dc: str | None) -> Domain | None:
+        """The domain named by ``dc``, or None for any refusal (nothing logged: the fast
+        lane's look-up, which leaves refusals to :meth:`domain`)."""
+        try:
+            return await self.domain(dc, quiet=True)
+        except JdbError:
+            return None
+
+    async def domain(self, dc: str | None, *, quiet: bool = False) -> Domain:
         """The domain named by ``dc``: 9002 if missing or short, 9003 if unknown or unusable."""
         if dc is None or len(dc) < DC_MIN:
             raise JdbError("9002")
@@ -106,19 +119,24 @@ class DomainAuth:
         try:
             domain = _domain_of(client)
         except (ValueError, TypeError, AssertionError) as exc:
-            log.error("jdb_client_misconfigured", dc=dc, error=str(exc))
+            if not quiet:
+                log.error("jdb_client_misconfigured", dc=dc, error=str(exc))
             raise JdbError("9003", reason="domain is misconfigured") from None
         self._cache[client.id] = (client, domain)
         return domain
 
     def check_address(self, domain: Domain, peer: str | None, forwarded_for: str | None) -> None:
         """9001 unless the caller's address is in the domain's allowlist (if it has one)."""
-        if domain.networks is None:
-            return
-        address = client_address(peer, forwarded_for, self._services.settings.trusted_proxies)
-        if address is None or not any(address in net for net in domain.networks):
+        if not self.address_allowed(domain, peer, forwarded_for):
             log.warning("jdb_address_refused", dc=domain.client.name, address=peer)
             raise JdbError("9001", reason="address not allowed")
+
+    def address_allowed(self, domain: Domain, peer: str | None, forwarded_for: str | None) -> bool:
+        """Whether the caller's address is in the domain's allowlist (if it has one)."""
+        if domain.networks is None:
+            return True
+        address = client_address(peer, forwarded_for, self._services.settings.trusted_proxies)
+        return address is not None and any(address in net for net in domain.networks)
 
     def check_rate(self, domain: Domain, now_ms: int) -> None:
         """9019 when the domain is over its rate: ``rate_limit_per_client`` calls per second, or

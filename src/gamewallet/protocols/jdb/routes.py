@@ -6,6 +6,10 @@ run one use case (service/jdb.py), render plain JSON. Every outcome is HTTP 200 
 `status`, except a body over the size limit (HTTP 413, status 8000) and other framework-level
 refusals (their HTTP status, status 8000). Refusals never change anything; anything unexpected
 is 9999 "Failed", logged with the request id that every response carries in `X-Request-ID`.
+
+:class:`JdbApi` holds what the route and the fast lane (:mod:`.lane`) share (the domain cache,
+its rate limiter, the in-flight serialNo registry); :func:`reply_of` and :func:`error_reply`
+render for both, so the two answer with the same bytes and log the same lines.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from litestar.params import QueryParameter
 
 from gamewallet import observability
 from gamewallet.core.errors import WalletError
+from gamewallet.protocols import lane
 from gamewallet.protocols.jdb import schemas
 from gamewallet.protocols.jdb.auth import Domain, DomainAuth
 from gamewallet.protocols.jdb.errors import FAILED, STATUS_TEXT, JdbError, status_of
@@ -75,7 +80,21 @@ Reply = msgspec.Struct
 
 
 @dataclass
-class _Context:
+class JdbApi:
+    """What the route and the fast lane share (one instance per app)."""
+
+    services: Services
+    auth: DomainAuth
+    inflight: jdb.InFlight
+
+    @classmethod
+    def build(cls, services: Services) -> JdbApi:
+        """A fresh domain cache, rate limiter and in-flight registry for ``services``."""
+        return cls(services, DomainAuth(services), jdb.InFlight())
+
+
+@dataclass
+class ActionContext:
     """What one request's action handler needs."""
 
     services: Services
@@ -100,7 +119,7 @@ def _launch_url(template: object, **values: str) -> str:
     return url
 
 
-async def _launch(ctx: _Context) -> Reply:
+async def _launch(ctx: ActionContext) -> Reply:
     p = ctx.payload
     uid, lang = schemas.uid(p), schemas.lang(p)
     g_type, m_type = schemas.game_code(p, "gType"), schemas.game_code(p, "mType")
@@ -118,7 +137,7 @@ async def _launch(ctx: _Context) -> Reply:
     return LaunchResponse(path=url)
 
 
-async def _create_player(ctx: _Context) -> Reply:
+async def _create_player(ctx: ActionContext) -> Reply:
     p = ctx.payload
     uid, name, credit = schemas.uid(p), schemas.name(p), schemas.optional_credit(p)
     await ctx.services.store.run(
@@ -127,13 +146,13 @@ async def _create_player(ctx: _Context) -> Reply:
     return StatusResponse()
 
 
-async def _player_status(ctx: _Context) -> Reply:
+async def _player_status(ctx: ActionContext) -> Reply:
     uid, change = schemas.uid(ctx.payload), schemas.operation_code(ctx.payload)
     await ctx.services.store.run(jdb.set_flags(ctx.domain.client, uid, **change))
     return StatusResponse()
 
 
-async def _player_info(ctx: _Context) -> Reply:
+async def _player_info(ctx: ActionContext) -> Reply:
     uid = schemas.uid(ctx.payload)
     player = await ctx.services.store.run(jdb.player_info(ctx.domain.client, uid))
     info = PlayerInfo(
@@ -150,13 +169,13 @@ async def _player_info(ctx: _Context) -> Reply:
     return PlayerInfoResponse(data=[info])
 
 
-async def _kick(ctx: _Context) -> Reply:
+async def _kick(ctx: ActionContext) -> Reply:
     uid = schemas.uid(ctx.payload)
     await ctx.services.store.run(jdb.leave_game(ctx.domain.client, uid, ctx.now_ms))
     return StatusResponse()
 
 
-async def _transfer(ctx: _Context) -> Reply:
+async def _transfer(ctx: ActionContext) -> Reply:
     p = ctx.payload
     uid, serial_no = schemas.uid(p), schemas.serial_no(p)
     all_out = schemas.all_cash_out(p)
@@ -175,7 +194,7 @@ async def _transfer(ctx: _Context) -> Reply:
     )
 
 
-async def _in_game(ctx: _Context) -> Reply:
+async def _in_game(ctx: ActionContext) -> Reply:
     uid = schemas.uid(ctx.payload)
     player = await ctx.services.store.run(jdb.in_game(ctx.domain.client, uid))
     assert player.game_type is not None
@@ -193,7 +212,7 @@ async def _in_game(ctx: _Context) -> Reply:
     )
 
 
-async def _check_transfer(ctx: _Context) -> Reply:
+async def _check_transfer(ctx: ActionContext) -> Reply:
     serial_no = schemas.serial_no(ctx.payload)
     view = await jdb.run_find_transfer(
         ctx.services.store, ctx.inflight, ctx.domain.client, serial_no
@@ -211,7 +230,7 @@ async def _check_transfer(ctx: _Context) -> Reply:
     return TransferRecordResponse(data=[record])
 
 
-async def _history(ctx: _Context) -> Reply:
+async def _history(ctx: ActionContext) -> Reply:
     p, tz = ctx.payload, ctx.domain.tz
     uid = schemas.uid(p)
     since_ms, until_ms = schemas.window(p, tz)
@@ -236,14 +255,14 @@ async def _history(ctx: _Context) -> Reply:
     )
 
 
-async def _online(ctx: _Context) -> Reply:
+async def _online(ctx: ActionContext) -> Reply:
     players = await ctx.services.store.run(jdb.online(ctx.domain.client, ONLINE_MAX))
     return BalancesResponse(
         data=[UidBalance(p.external_id, money(p.cash.balance.available_minor)) for p in players]
     )
 
 
-async def _balances(ctx: _Context) -> Reply:
+async def _balances(ctx: ActionContext) -> Reply:
     uids = schemas.uid_list(ctx.payload)
     found, missing = await ctx.services.store.run(jdb.balances(ctx.domain.client, uids))
     if missing:
@@ -254,7 +273,7 @@ async def _balances(ctx: _Context) -> Reply:
 
 
 #: Every action this API serves.
-ACTIONS: dict[int, Callable[[_Context], Awaitable[Reply]]] = {
+ACTIONS: dict[int, Callable[[ActionContext], Awaitable[Reply]]] = {
     11: _launch,
     12: _create_player,
     14: _player_status,
@@ -308,81 +327,98 @@ async def _transport(
     return fields
 
 
-def _request_id(request: Request[Any, Any, Any]) -> str:
-    """The request's id: the observability layer's (which also sends it back and puts it on
+def request_id_for(given: str | None) -> str:
+    """A request's id: the observability layer's (which also sends it back and puts it on
     every log line), or, when the router runs without it, the caller's or a new one."""
+    given = given or ""
+    return observability.request_id() or (
+        given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    )
+
+
+def _request_id(request: Request[Any, Any, Any]) -> str:
     rid = request.state.get("jdb_rid")
     if isinstance(rid, str):
         return rid
-    given = request.headers.get("x-request-id", "")
-    rid = observability.request_id() or (
-        given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-    )
+    rid = request_id_for(request.headers.get("x-request-id"))
     request.state["jdb_rid"] = rid
     return rid
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """Who and what a request is, for the refusal log lines: its id, action and domain code
+    (None while not known yet)."""
+
+    rid: str
+    action: int | None = None
+    dc: str | None = None
+
+
+def _served(request: Request[Any, Any, Any]) -> Served:
+    return Served(
+        _request_id(request), request.state.get("jdb_action"), request.state.get("jdb_dc")
+    )
+
+
+def reply_of(rid: str, body: msgspec.Struct, status_code: int = 200) -> lane.Reply:
+    """A JDB answer (the route's and the lane's), its status named for the metrics."""
+    observability.set_result_code(body.status if isinstance(body, ErrorResponse) else "0000")
+    return lane.Reply(
+        status_code, schemas.ENCODER.encode(body), "application/json", (("X-Request-ID", rid),)
+    )
 
 
 def _reply(
     request: Request[Any, Any, Any], body: msgspec.Struct, status_code: int = 200
 ) -> Response[bytes]:
-    observability.set_result_code(body.status if isinstance(body, ErrorResponse) else "0000")
-    return Response(
-        content=schemas.ENCODER.encode(body),
-        media_type="application/json",
-        status_code=status_code,
-        headers={"X-Request-ID": _request_id(request)},
-    )
+    return reply_of(_request_id(request), body, status_code).response()
 
 
 def _refusal(
-    request: Request[Any, Any, Any], status: str, text: str, reason: str, status_code: int = 200
-) -> Response[bytes]:
+    served: Served, status: str, text: str, reason: str, status_code: int = 200
+) -> lane.Reply:
     log.info(
         "jdb_refused",
-        request_id=_request_id(request),
+        request_id=served.rid,
         status=status,
         reason=reason,
-        action=request.state.get("jdb_action"),
-        dc=request.state.get("jdb_dc"),
+        action=served.action,
+        dc=served.dc,
     )
-    return _reply(request, ErrorResponse(status=status, err_text=text), status_code)
+    return reply_of(served.rid, ErrorResponse(status=status, err_text=text), status_code)
 
 
 # --- exception handlers: every failure in the JDB envelope --------------------------------
 
 
-def _on_jdb_error(request: Request[Any, Any, Any], exc: JdbError) -> Response[bytes]:
-    return _refusal(request, exc.status, exc.text, exc.reason)
-
-
-def _on_wallet_error(request: Request[Any, Any, Any], exc: WalletError) -> Response[bytes]:
-    status = status_of(exc.code)
-    return _refusal(request, status, STATUS_TEXT[status], exc.detail)
-
-
-def _on_store_error(request: Request[Any, Any, Any], exc: StoreError) -> Response[bytes]:
-    log.error("jdb_store_unavailable", request_id=_request_id(request), error=str(exc))
-    return _reply(request, ErrorResponse(status="9012", err_text=STATUS_TEXT["9012"]))
-
-
-def _on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
-    # Framework refusals (body too large, bad query string, method not allowed) keep their
-    # HTTP status and carry JDB's parameter error.
-    status_code = exc.status_code if 400 <= exc.status_code < 500 else 500
-    if status_code >= 500:
-        return _on_unexpected(request, exc)
-    return _refusal(request, "8000", STATUS_TEXT["8000"], str(exc.detail), status_code)
-
-
-def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+def error_reply(exc: Exception, served: Served) -> lane.Reply:
+    """Every failure in the JDB envelope (the route's exception handlers and the lane's),
+    chosen as the router's handler table chooses them."""
+    if isinstance(exc, JdbError):
+        return _refusal(served, exc.status, exc.text, exc.reason)
+    if isinstance(exc, WalletError):
+        status = status_of(exc.code)
+        return _refusal(served, status, STATUS_TEXT[status], exc.detail)
+    if isinstance(exc, StoreError):
+        log.error("jdb_store_unavailable", request_id=served.rid, error=str(exc))
+        return reply_of(served.rid, ErrorResponse(status="9012", err_text=STATUS_TEXT["9012"]))
+    if isinstance(exc, HTTPException) and 400 <= exc.status_code < 500:
+        # Framework refusals (body too large, bad query string, method not allowed) keep their
+        # HTTP status and carry JDB's parameter error.
+        return _refusal(served, "8000", STATUS_TEXT["8000"], str(exc.detail), exc.status_code)
     log.error(
         "jdb_unexpected_error",
-        request_id=_request_id(request),
-        action=request.state.get("jdb_action"),
+        request_id=served.rid,
+        action=served.action,
         error_type=type(exc).__name__,
         exc_info=exc,
     )
-    return _reply(request, ErrorResponse(status=FAILED, err_text=STATUS_TEXT[FAILED]))
+    return reply_of(served.rid, ErrorResponse(status=FAILED, err_text=STATUS_TEXT[FAILED]))
+
+
+def _on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    return error_reply(exc, _served(request)).response()
 
 
 # --- the route ----------------------------------------------------------------------------
@@ -435,10 +471,11 @@ _SUCCESS = (
 )
 
 
-def build_router(services: Services) -> Router:
-    """The router of the JDB API, with its domain cache and in-flight serialNo registry."""
-    auth = DomainAuth(services)
-    inflight = jdb.InFlight()
+def build_router(services: Services, api: JdbApi | None = None) -> Router:
+    """The router of the JDB API, with its domain cache and in-flight serialNo registry
+    (``api``'s, shared with the fast lane when there is one)."""
+    api = api or JdbApi.build(services)
+    auth, inflight = api.auth, api.inflight
 
     @route(
         PATH,
@@ -487,7 +524,7 @@ def build_router(services: Services) -> Router:
             raise JdbError("9007", reason=f"action {action} is not served")
         observability.set_endpoint(f"action{action}")
         auth.check_parent(domain, payload, fields["parent"])
-        reply = await handler(_Context(services, inflight, domain, payload, now_ms))
+        reply = await handler(ActionContext(services, inflight, domain, payload, now_ms))
         return _reply(request, reply)
 
     @route(
@@ -498,18 +535,13 @@ def build_router(services: Services) -> Router:
     )
     async def other_methods(request: Request[Any, Any, Any]) -> Response[bytes]:
         # Answered here rather than by the framework so the refusal is in JDB's envelope.
-        response = _refusal(request, "8000", STATUS_TEXT["8000"], "method not allowed", 405)
+        refused = _refusal(_served(request), "8000", STATUS_TEXT["8000"], "method not allowed", 405)
+        response = refused.response()
         response.headers["Allow"] = "GET, POST"
         return response
 
     return Router(
         path="/",
         route_handlers=[api_request, other_methods],
-        exception_handlers={
-            JdbError: _on_jdb_error,
-            WalletError: _on_wallet_error,
-            StoreError: _on_store_error,
-            HTTPException: _on_http_error,
-            Exception: _on_unexpected,
-        },
+        exception_handlers={Exception: _on_error},
     )

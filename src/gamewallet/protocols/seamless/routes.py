@@ -4,9 +4,13 @@ Thin by design: a router-level hook authenticates the client (and drops callers 
 IP allowlist) before the body is read; each handler decodes the body strictly, turns wire
 amounts into minor units, runs one use case of :mod:`gamewallet.service.seamless` and sends
 the bytes it returns (rendered once, and stored for replays inside the same transaction).
-Every failure leaves through :func:`_on_error` in the protocol's envelope: 401 for
+Every failure leaves through :func:`error_reply` in the protocol's envelope: 401 for
 credentials, 413 + 101 for an oversized body, HTTP 200 + errorCode for the rest, and an
 unexpected failure is logged with a request id and answered 100, never with a stack trace.
+
+:class:`SeamlessApi` holds what the routes and the fast lane (:mod:`.lane`) share: the rate
+limiter, authentication and the use-case calls; :func:`error_reply` and
+:func:`rate_limited` render for both, so the two answer with the same bytes.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from litestar.typing import FieldDefinition
 from gamewallet.core.errors import WalletError
 from gamewallet.core.states import Call
 from gamewallet.observability import request_id, set_result_code
+from gamewallet.protocols.lane import Reply
 from gamewallet.protocols.seamless import schemas
 from gamewallet.protocols.seamless.auth import Ignored, Unauthorized, authenticate
 from gamewallet.protocols.seamless.errors import (
@@ -134,7 +139,7 @@ def _balance(player: PlayerRecord) -> schemas.SeamlessAmount:
     return schemas.wire_amount(player.cash.balance.available_minor, player.currency)
 
 
-def _opening(
+def opening(
     client: ClientRecord, endpoint: str, kind: str, data: schemas.SeamlessOpenRequest
 ) -> seamless.WalletCall:
     minor, _ = schemas.amount_minor(data.amount.amount)
@@ -152,7 +157,7 @@ def _opening(
     )
 
 
-def _confirming(
+def confirming(
     client: ClientRecord, endpoint: str, kind: str, data: schemas.SeamlessConfirmRequest
 ) -> seamless.WalletCall:
     minor, _ = schemas.amount_minor(data.amount.amount)
@@ -168,7 +173,7 @@ def _confirming(
     )
 
 
-def _rolling_back(
+def rolling_back(
     client: ClientRecord, endpoint: str, kind: str, data: schemas.SeamlessRollbackRequest
 ) -> seamless.WalletCall:
     reason = schemas.text(data.rollback_reason, "rollbackReason")
@@ -199,35 +204,36 @@ async def _drop_connection(request: Request[Any, Any, State]) -> bool:
     return bool(cycle.disconnected)
 
 
-def _refusal(code: int, detail: str | None = None, *, status: int = 200) -> Response[bytes]:
+def _refusal(
+    code: int, detail: str | None = None, *, status: int = 200, headers: tuple[Any, ...] = ()
+) -> Reply:
     """An Error Response Body, with the code named for the request's metrics and log line."""
     set_result_code(code)
-    return Response(error_body(code, detail), media_type=JSON, status_code=status)
+    return Reply(status, error_body(code, detail), JSON, headers)
 
 
-def _rate_limited() -> Response[bytes]:
+def rate_limited() -> Reply:
     """A client over its rate (service/ratelimit.py): HTTP 429 and errorCode 100, answered
     before the body is read; nothing was applied, so the game may simply retry."""
-    response = _refusal(OTHER_ERROR, "rate limit exceeded", status=429)
-    response.headers["Retry-After"] = "1"
-    return response
+    return _refusal(OTHER_ERROR, "rate limit exceeded", status=429, headers=(("Retry-After", "1"),))
 
 
 def _on_error(request: Request[Any, Any, State], exc: Exception) -> Response[bytes]:
     """Every failure of this router, in the seamless envelope."""
+    return error_reply(exc, request.url.path).response()
+
+
+def error_reply(exc: Exception, path: str) -> Reply:
+    """The answer to a failure while serving ``path`` (the routes' and the lane's)."""
     if isinstance(exc, Unauthorized):
         set_result_code(401)
-        return Response(
-            b"",
-            status_code=401,
-            media_type="text/plain",
-            headers={"WWW-Authenticate": 'Basic realm="gamewallet", charset="UTF-8"'},
-        )
+        challenge = ("WWW-Authenticate", 'Basic realm="gamewallet", charset="UTF-8"')
+        return Reply(401, b"", "text/plain", (challenge,))
     if isinstance(exc, Ignored):
         # Only reached when the connection could not be dropped (or the server already saw it
         # go): an empty 403, which a dropped connection never sends.
         set_result_code("ignored")
-        return Response(b"", status_code=403, media_type="text/plain")
+        return Reply(403, b"", "text/plain")
     if isinstance(exc, schemas.InvalidRequest):
         return _refusal(INVALID_REQUEST, exc.reason)
     if isinstance(exc, WalletError):
@@ -244,23 +250,65 @@ def _on_error(request: Request[Any, Any, State], exc: Exception) -> Response[byt
     log.error(
         "seamless call failed",
         request_id=rid,
-        path=request.url.path,
+        path=path,
         error=type(exc).__name__,
         exc_info=exc,
     )
     return _refusal(OTHER_ERROR, f"request id {rid}")
 
 
-def build_router(services: Services) -> Router:
-    """The router of the seamless wallet API, mounted at ``/wallet``."""
-    settings = services.settings
+class SeamlessApi:
+    """What the routes and the fast lane share: one rate limiter, authentication, and the
+    use cases with their rendering (one instance per app)."""
 
-    limiter = RateLimiter(services.clock, lambda: services.settings.rate_limit_per_client)
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.limiter = RateLimiter(services.clock, lambda: services.settings.rate_limit_per_client)
+
+    async def client(
+        self, authorization: str | None, peer: str | None, forwarded_for: str | None
+    ) -> ClientRecord:
+        """The calling client (:class:`Unauthorized` / :class:`Ignored` otherwise)."""
+        return await authenticate(self.services, authorization, peer, forwarded_for)
+
+    async def wallet(self, call: seamless.WalletCall) -> bytes:
+        """One two-phase call in one transaction; the bytes are the stored answer."""
+        services = self.services
+        use_case = seamless.wallet_call(
+            call, services.clock.now_ms(), services.settings.idempotency_retention_s, _render_tx
+        )
+        return await services.store.run(use_case)
+
+    async def session(self, client: ClientRecord, token: str) -> bytes:
+        """verifySession's answer: the player, its currency and available balance."""
+        services = self.services
+        player = await services.store.run(
+            seamless.live_player(client, token, services.clock.now_ms())
+        )
+        reply = schemas.SeamlessSessionResponse(
+            player.external_id, player.nickname, player.currency, _balance(player)
+        )
+        return schemas.encode(reply)
+
+    async def balance(self, client: ClientRecord, token: str) -> bytes:
+        """getBalance's answer: the available balance of a live session's player."""
+        services = self.services
+        player = await services.store.run(
+            seamless.live_player(client, token, services.clock.now_ms())
+        )
+        return schemas.encode(schemas.SeamlessBalanceResponse(_balance(player)))
+
+
+def build_router(services: Services, api: SeamlessApi | None = None) -> Router:
+    """The router of the seamless wallet API, mounted at ``/wallet``; ``api`` is shared with
+    the fast lane when there is one."""
+    settings = services.settings
+    api = api or SeamlessApi(services)
+    limiter = api.limiter
 
     async def before(request: Request[Any, Any, State]) -> Response[bytes] | None:
         try:
-            client = await authenticate(
-                services,
+            client = await api.client(
                 request.headers.get("authorization"),
                 request.client.host if request.client else None,
                 request.headers.get("x-forwarded-for"),
@@ -276,15 +324,11 @@ def build_router(services: Services) -> Router:
             raise
         request.state[_CLIENT_KEY] = client
         if not limiter.allow(client):
-            return _rate_limited()
+            return rate_limited().response()
         return None
 
     async def run(call: seamless.WalletCall) -> Response[bytes]:
-        """One two-phase call in one transaction; the bytes are the stored answer."""
-        use_case = seamless.wallet_call(
-            call, services.clock.now_ms(), settings.idempotency_retention_s, _render_tx
-        )
-        return _json(await services.store.run(use_case))
+        return _json(await api.wallet(call))
 
     # --- session and balance -------------------------------------------------------------
 
@@ -303,13 +347,7 @@ def build_router(services: Services) -> Router:
     ) -> Response[bytes]:
         """Check a live session token; answer the player, its currency and available balance
         (102 unknown token, 103 expired)."""
-        player = await services.store.run(
-            seamless.live_player(_client(request), data.token, services.clock.now_ms())
-        )
-        reply = schemas.SeamlessSessionResponse(
-            player.external_id, player.nickname, player.currency, _balance(player)
-        )
-        return _json(schemas.encode(reply))
+        return _json(await api.session(_client(request), data.token))
 
     @post(
         "/getBalance",
@@ -325,10 +363,7 @@ def build_router(services: Services) -> Router:
         request: Request[Any, Any, State], data: JSONBody[schemas.SeamlessTokenRequest]
     ) -> Response[bytes]:
         """The available balance (posted − held) of a live session's player."""
-        player = await services.store.run(
-            seamless.live_player(_client(request), data.token, services.clock.now_ms())
-        )
-        return _json(schemas.encode(schemas.SeamlessBalanceResponse(_balance(player))))
+        return _json(await api.balance(_client(request), data.token))
 
     # --- withdrawals -----------------------------------------------------------------------
 
@@ -347,7 +382,7 @@ def build_router(services: Services) -> Router:
     ) -> Response[bytes]:
         """Place a hold: the available balance drops at once; confirmWithdrawal posts it,
         rollbackWithdrawal voids it. Needs a live session and an unblocked player."""
-        return await run(_opening(_client(request), "withdraw", seamless.KIND_WITHDRAW, data))
+        return await run(opening(_client(request), "withdraw", seamless.KIND_WITHDRAW, data))
 
     @post(
         "/confirmWithdrawal",
@@ -364,7 +399,7 @@ def build_router(services: Services) -> Router:
     ) -> Response[bytes]:
         """Post a held withdrawal (same amount and currency as the withdraw, else 109)."""
         client = _client(request)
-        return await run(_confirming(client, "confirmWithdrawal", seamless.KIND_WITHDRAW, data))
+        return await run(confirming(client, "confirmWithdrawal", seamless.KIND_WITHDRAW, data))
 
     @post(
         "/rollbackWithdrawal",
@@ -382,7 +417,7 @@ def build_router(services: Services) -> Router:
         """Void a held withdrawal. An unknown id succeeds and leaves a tombstone, so that a
         late withdraw with that id is refused (110)."""
         client = _client(request)
-        return await run(_rolling_back(client, "rollbackWithdrawal", seamless.KIND_WITHDRAW, data))
+        return await run(rolling_back(client, "rollbackWithdrawal", seamless.KIND_WITHDRAW, data))
 
     # --- deposits --------------------------------------------------------------------------
 
@@ -400,7 +435,7 @@ def build_router(services: Services) -> Router:
         request: Request[Any, Any, State], data: JSONBody[schemas.SeamlessOpenRequest]
     ) -> Response[bytes]:
         """Record a pending credit (not spendable until confirmDeposit posts it)."""
-        return await run(_opening(_client(request), "deposit", seamless.KIND_DEPOSIT, data))
+        return await run(opening(_client(request), "deposit", seamless.KIND_DEPOSIT, data))
 
     @post(
         "/confirmDeposit",
@@ -417,7 +452,7 @@ def build_router(services: Services) -> Router:
     ) -> Response[bytes]:
         """Post a pending credit (same amount and currency as the deposit, else 109)."""
         client = _client(request)
-        return await run(_confirming(client, "confirmDeposit", seamless.KIND_DEPOSIT, data))
+        return await run(confirming(client, "confirmDeposit", seamless.KIND_DEPOSIT, data))
 
     @post(
         "/rollbackDeposit",
@@ -434,7 +469,7 @@ def build_router(services: Services) -> Router:
     ) -> Response[bytes]:
         """Drop a pending credit; an unknown id succeeds and leaves a tombstone."""
         client = _client(request)
-        return await run(_rolling_back(client, "rollbackDeposit", seamless.KIND_DEPOSIT, data))
+        return await run(rolling_back(client, "rollbackDeposit", seamless.KIND_DEPOSIT, data))
 
     # --- payment ---------------------------------------------------------------------------
 
