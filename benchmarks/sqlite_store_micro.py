@@ -61,12 +61,13 @@ async def _round(
     return (time.process_time() - start) / (2 * pairs)
 
 
-async def main(pairs: int, rounds: int, players: int) -> None:
+async def main(pairs: int, rounds: int, players: int, only: str | None = None) -> None:
     clock = FakeClock()
     with tempfile.TemporaryDirectory() as tmp:
         stores = {
             name: await _setup(Path(tmp) / f"{name}.db", fast, players, clock)
             for name, fast in (("fast", True), ("generic", False))
+            if only in (None, name)
         }
         try:
             totals: dict[str, list[float]] = {name: [] for name in stores}
@@ -76,6 +77,8 @@ async def main(pairs: int, rounds: int, players: int) -> None:
                     totals[name].append(cpu)
                     print(f"round {r} {name:8s} {cpu * 1e6:7.1f} us CPU per call")
             best = {name: min(values) for name, values in totals.items()}
+            if len(best) < 2:
+                return
             print(
                 f"best: fast {best['fast'] * 1e6:.1f} us, generic {best['generic'] * 1e6:.1f} us,"
                 f" generic/fast = {best['generic'] / best['fast']:.2f}"
@@ -90,5 +93,6 @@ if __name__ == "__main__":
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--players", type=int, default=500)
+    parser.add_argument("--only", choices=["fast", "generic"], help="one store (for profiling)")
     args = parser.parse_args()
-    asyncio.run(main(args.pairs, args.rounds, args.players))
+    asyncio.run(main(args.pairs, args.rounds, args.players, args.only))

@@ -274,7 +274,10 @@ def _execute(
                 raise
             if answer is not DECLINE:
                 use_case.close()
-                value: T = answer  # type: ignore[assignment]  # these offers answer bytes
+                if use_case.finish is not None:  # the answer is the finish's data (JDB)
+                    finished: T = use_case.finish(answer)  # type: ignore[arg-type]
+                    return finished
+                value: T = answer  # type: ignore[assignment]  # an offer without finish: bytes
                 return value
             # Whatever the declined attempt wrote is undone; the generic path starts afresh.
             conn.execute("ROLLBACK TO uc")

@@ -33,7 +33,7 @@ from typing import Any, Final
 from gamewallet.core.errors import ErrorCode, WalletError
 from gamewallet.core.money import format_minor
 from gamewallet.core.states import TABLE, Call, Effect, OpState
-from gamewallet.store.fastpath import HrgRequest, SeamlessRequest
+from gamewallet.store.fastpath import HrgRequest, JdbRequest, SeamlessRequest
 
 
 class _Decline:
@@ -161,6 +161,21 @@ _CREATE_BUCKET_SHARD = (
 )
 
 
+# JDB action 19 (``service.jdb._transfer``): the operation of the serialNo, the player by uid.
+_JDB_READ = """
+SELECT p.id, p.currency, p.blocked, p.locked, p.closed, p.game_type, p.game_left_at_ms,
+       c.id, c.posted_minor, c.held_minor,
+       (SELECT 1 FROM operations o WHERE o.client_id = ?1 AND o.ns = 'wire' AND o.ext_id = ?2),
+       f.id
+FROM (SELECT 1) AS one
+LEFT JOIN players p ON p.client_id = ?1 AND p.external_id = ?3
+LEFT JOIN accounts c ON c.owner_kind = 'player' AND c.owner_id = p.id
+     AND c.currency = p.currency AND c.bucket = 'cash' AND c.shard = 0
+LEFT JOIN accounts f ON f.owner_kind = 'player' AND f.owner_id = p.id
+     AND f.currency = p.currency AND f.bucket = 'free' AND f.shard = 0
+"""
+
+
 def _money1(minor: int) -> str:
     """An HRG amount (``core.money.format_minor`` with one fraction digit at least)."""
     return format_minor(minor, min_fraction_digits=1)
@@ -181,6 +196,7 @@ def _hrg_body(r: HrgRequest, total: int, cash_after: int, free_after: int, curre
 _CALLS: Final[dict[type[Any], str]] = {
     SeamlessRequest: "seamless_call",
     HrgRequest: "hrg_transfer",
+    JdbRequest: "jdb_transfer",
 }
 
 
@@ -196,7 +212,7 @@ class SqliteFastPath:
         self.cur = conn.cursor()
         self.cur.row_factory = None
 
-    def call_for(self, request: object) -> Callable[[Any], bytes | _Decline] | None:
+    def call_for(self, request: object) -> Callable[[Any], object] | None:
         """The function that runs ``request`` here, or None (the generic path runs it)."""
         name = _CALLS.get(type(request))
         return None if name is None else getattr(self, name)
@@ -501,3 +517,123 @@ class SqliteFastPath:
             postings.append((op_id, account, currency, amount, r.now_ms))
             postings.append((op_id, client_account, currency, -amount, r.now_ms))
         cur.executemany(_POSTING, postings)
+
+    # --- JDB action 19 ----------------------------------------------------------------------
+
+    def jdb_transfer(self, r: JdbRequest) -> dict[str, Any] | _Decline:
+        """One JDB action 19 (``service.jdb._transfer``): the data the offer's ``finish``
+        turns into its result (the PostgreSQL function's output columns), a ``WalletError``,
+        or :data:`DECLINE`."""
+        withdraw = r.all_cash_out or (r.amount_minor is not None and r.amount_minor < 0)
+        if not withdraw and (r.amount_minor is None or r.amount_minor <= 0):
+            return DECLINE  # the generic path asserts on it
+        cur = self.cur
+        # TryLockKey always succeeds with one writer: no other transaction can hold the key.
+        row = cur.execute(_JDB_READ, (r.client_id, r.serial_no, r.uid)).fetchone()
+        assert row is not None, "the query always answers one row"
+        if row[10] is not None:
+            raise WalletError(ErrorCode.ALREADY_COMPLETED)
+        if row[0] is None or row[7] is None or row[11] is None:
+            raise WalletError(ErrorCode.PLAYER_NOT_FOUND, f"no player {r.uid}")
+        player, currency, blocked, locked, closed, game, left_at, cash, posted, held = row[:10]
+        # _check_flags
+        if closed:
+            raise WalletError(ErrorCode.PLAYER_CLOSED)
+        if locked:
+            raise WalletError(ErrorCode.PLAYER_LOCKED)
+        if blocked and withdraw:
+            raise WalletError(ErrorCode.PLAYER_BLOCKED)
+        before = posted - held
+        if withdraw:
+            # _check_can_withdraw; inside the longest cooldown only the generic path knows the
+            # game's own one.
+            if game is not None:
+                raise WalletError(ErrorCode.PLAYER_IN_GAME)
+            if left_at is not None and r.now_ms < left_at + r.max_cooldown_ms:
+                return DECLINE
+            if r.all_cash_out:
+                if before == 0:
+                    raise WalletError(ErrorCode.ZERO_BALANCE)
+                signed = -before
+            else:
+                assert r.amount_minor is not None
+                signed = r.amount_minor
+                if -signed > before:
+                    raise WalletError(ErrorCode.INSUFFICIENT_FUNDS)
+        else:
+            assert r.amount_minor is not None
+            signed = r.amount_minor
+            if signed >= r.limit_minor:
+                raise WalletError(ErrorCode.LIMIT_EXCEEDED)
+            if before + signed >= r.limit_minor:
+                raise WalletError(ErrorCode.BALANCE_LIMIT_EXCEEDED)
+        detail = _json(
+            {
+                "uid": r.uid,
+                "signed_minor": signed,
+                "before_minor": before,
+                "after_minor": before + signed,
+                "remark": r.remark,
+                "all_cash_out": r.all_cash_out,
+            }
+        )
+        kind = "withdraw" if signed < 0 else "deposit"
+        cur.execute(
+            _HRG_INSERT,
+            (r.client_id, r.serial_no, kind, player, currency, abs(signed), 0, r.now_ms,
+             r.now_ms, detail),
+        )  # fmt: skip
+        found = cur.fetchone()
+        assert found is not None, "one writer: nobody claimed the serialNo since the read"
+        op_id = found[0]
+        self._jdb_move(r, player, currency, cash, op_id, signed)
+        return {
+            "o_op_id": op_id,
+            "o_player": player,
+            "o_currency": currency,
+            "o_signed": signed,
+            "o_before": before,
+            "o_agent": self._client_balance(r.client_id, currency, r.shards),
+            "o_op_detail": detail,
+        }
+
+    def _jdb_move(
+        self, r: JdbRequest, player: int, currency: str, cash: int, op_id: int, signed: int
+    ) -> None:
+        """``service.common.move(cash_minor=signed)`` (never zero here)."""
+        cur = self.cur
+        shard = player % r.shards
+        key = (r.client_id, currency, "cash")
+        if r.credit_limit_minor is not None and signed > 0:
+            rows = cur.execute(_BUCKET_SHARDS, (*key, r.shards)).fetchall()
+            if len(rows) < r.shards:
+                cur.executemany(_CREATE_BUCKET_SHARD, [(*key, s) for s in range(r.shards)])
+                rows = cur.execute(_BUCKET_SHARDS, (*key, r.shards)).fetchall()
+            if sum(posted for _, posted in rows) - signed < -r.credit_limit_minor:
+                raise WalletError(ErrorCode.CREDIT_LIMIT_EXCEEDED)
+            client_account = rows[shard][0]
+        else:
+            found = cur.execute(_BUCKET_SHARD, (*key, shard)).fetchone()
+            if found is None:
+                cur.execute(_CREATE_BUCKET_SHARD, (*key, shard))
+                found = cur.execute(_BUCKET_SHARD, (*key, shard)).fetchone()
+                assert found is not None
+            client_account = found[0]
+        cur.execute(_POSTED, (signed, cash))
+        cur.execute(_POSTED, (-signed, client_account))
+        cur.execute(
+            _POSTINGS,
+            (op_id, cash, currency, signed, r.now_ms, op_id, client_account, currency, -signed,
+             r.now_ms),
+        )  # fmt: skip
+
+    def _client_balance(self, client_id: int, currency: str, shards: int) -> int:
+        """``service.common.client_balance``: the sum of the client's cash shards (missing
+        ones are created empty, as the generic GetOwnerAccounts does)."""
+        cur = self.cur
+        key = (client_id, currency, "cash")
+        rows = cur.execute(_BUCKET_SHARDS, (*key, shards)).fetchall()
+        if len(rows) < shards:
+            cur.executemany(_CREATE_BUCKET_SHARD, [(*key, s) for s in range(shards)])
+            rows = cur.execute(_BUCKET_SHARDS, (*key, shards)).fetchall()
+        return sum(posted for _, posted in rows)
