@@ -47,17 +47,36 @@ depends_on = None
 _LOCK_PLAYERS = """
 CREATE OR REPLACE FUNCTION gw_lock_players_v1(p_ids bigint[]) RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_id bigint;
 BEGIN
-    PERFORM 1
-      FROM players p
-      JOIN accounts c ON c.owner_kind = 'player' AND c.owner_id = p.id
-                     AND c.currency = p.currency AND c.bucket = 'cash' AND c.shard = 0
-      JOIN accounts f ON f.owner_kind = 'player' AND f.owner_id = p.id
-                     AND f.currency = p.currency AND f.bucket = 'free' AND f.shard = 0
-     WHERE p.id = ANY (p_ids)
-     ORDER BY p.id
-       FOR UPDATE OF p, c, f;
+    -- One indexed statement per player (the per-call functions' own lock), in id order: a
+    -- single join over the whole array can get a plan that scans the accounts.
+    FOR v_id IN SELECT DISTINCT u FROM unnest(p_ids) AS u WHERE u IS NOT NULL ORDER BY u LOOP
+        PERFORM 1
+          FROM players p
+          JOIN accounts c ON c.owner_kind = 'player' AND c.owner_id = p.id
+                         AND c.currency = p.currency AND c.bucket = 'cash' AND c.shard = 0
+          JOIN accounts f ON f.owner_kind = 'player' AND f.owner_id = p.id
+                         AND f.currency = p.currency AND f.bucket = 'free' AND f.shard = 0
+         WHERE p.id = v_id
+           FOR UPDATE OF p, c, f;
+    END LOOP;
 END
+$$"""
+
+# The order in which a batch runs its calls (1-based indexes), from each call's player and
+# that player's currency (NULL when there is none: those calls lock nothing and go last).
+_BATCH_ORDER = """
+CREATE OR REPLACE FUNCTION gw_batch_order_v1(
+    p_client_id bigint[], p_currency text[], p_player bigint[], p_shards integer[])
+RETURNS integer[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(array_agg(t.i::integer ORDER BY t.client_id, t.currency,
+                                                   t.player % t.shards, t.player, t.i),
+                    ARRAY[]::integer[])
+      FROM unnest(p_client_id, p_currency, p_player, p_shards) WITH ORDINALITY
+           AS t(client_id, currency, player, shards, i)
 $$"""
 
 _SEAMLESS_BATCH = """
@@ -73,18 +92,20 @@ CREATE OR REPLACE FUNCTION gw_seamless_batch_v1(
 RETURNS SETOF record
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_ids bigint[]; v_order integer[]; i integer;
+    v_ids bigint[] := '{}'; v_currencies text[] := '{}'; v_order integer[]; i integer;
+    v_player bigint; v_currency text;
 BEGIN
-    -- The player of each call is its session's (a token of another client locks nothing).
-    SELECT array_agg(s.player_id) FILTER (WHERE s.player_id IS NOT NULL),
-           array_agg(t.i::integer ORDER BY t.client_id, pl.currency, s.player_id % t.shards,
-                                           s.player_id, t.i)
-      INTO v_ids, v_order
-      FROM unnest(p_client_id, p_token, p_shards) WITH ORDINALITY AS t(client_id, token, shards, i)
-      LEFT JOIN sessions s ON s.token = t.token COLLATE "default" AND s.client_id = t.client_id
-      LEFT JOIN players pl ON pl.id = s.player_id;
+    -- The player of each call is its session's (a token of another client locks nothing);
+    -- one indexed lookup per call.
+    FOR i IN 1 .. coalesce(array_length(p_token, 1), 0) LOOP
+        SELECT s.player_id, pl.currency INTO v_player, v_currency
+          FROM sessions s JOIN players pl ON pl.id = s.player_id
+         WHERE s.token = p_token[i] COLLATE "default" AND s.client_id = p_client_id[i];
+        v_ids[i] := v_player; v_currencies[i] := v_currency;
+    END LOOP;
+    v_order := gw_batch_order_v1(p_client_id, v_currencies, v_ids, p_shards);
     PERFORM gw_lock_players_v1(v_ids);
-    FOREACH i IN ARRAY coalesce(v_order, ARRAY[]::integer[]) LOOP
+    FOREACH i IN ARRAY v_order LOOP
         BEGIN
             SELECT c.o_status, c.o_code, c.o_detail, c.o_body
               INTO o_status, o_code, o_detail, o_body
@@ -115,18 +136,17 @@ CREATE OR REPLACE FUNCTION gw_hrg_batch_v1(
 RETURNS SETOF record
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_ids bigint[]; v_order integer[]; i integer;
+    v_ids bigint[] := '{}'; v_currencies text[] := '{}'; v_order integer[]; i integer;
+    v_player bigint; v_currency text;
 BEGIN
-    SELECT array_agg(pl.id) FILTER (WHERE pl.id IS NOT NULL),
-           array_agg(t.i::integer ORDER BY t.client_id, pl.currency, pl.id % t.shards, pl.id,
-                                           t.i)
-      INTO v_ids, v_order
-      FROM unnest(p_client_id, p_user_id, p_shards) WITH ORDINALITY
-           AS t(client_id, user_id, shards, i)
-      LEFT JOIN players pl ON pl.client_id = t.client_id
-                          AND pl.external_id = t.user_id COLLATE "default";
+    FOR i IN 1 .. coalesce(array_length(p_user_id, 1), 0) LOOP
+        SELECT pl.id, pl.currency INTO v_player, v_currency FROM players pl
+         WHERE pl.client_id = p_client_id[i] AND pl.external_id = p_user_id[i] COLLATE "default";
+        v_ids[i] := v_player; v_currencies[i] := v_currency;
+    END LOOP;
+    v_order := gw_batch_order_v1(p_client_id, v_currencies, v_ids, p_shards);
     PERFORM gw_lock_players_v1(v_ids);
-    FOREACH i IN ARRAY coalesce(v_order, ARRAY[]::integer[]) LOOP
+    FOREACH i IN ARRAY v_order LOOP
         BEGIN
             SELECT c.o_status, c.o_code, c.o_detail, c.o_body
               INTO o_status, o_code, o_detail, o_body
@@ -155,17 +175,17 @@ CREATE OR REPLACE FUNCTION gw_jdb_batch_v1(
 RETURNS SETOF record
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_ids bigint[]; v_order integer[]; i integer;
+    v_ids bigint[] := '{}'; v_currencies text[] := '{}'; v_order integer[]; i integer;
+    v_player bigint; v_currency text;
 BEGIN
-    SELECT array_agg(pl.id) FILTER (WHERE pl.id IS NOT NULL),
-           array_agg(t.i::integer ORDER BY t.client_id, pl.currency, pl.id % t.shards, pl.id,
-                                           t.i)
-      INTO v_ids, v_order
-      FROM unnest(p_client_id, p_uid, p_shards) WITH ORDINALITY AS t(client_id, uid, shards, i)
-      LEFT JOIN players pl ON pl.client_id = t.client_id
-                          AND pl.external_id = t.uid COLLATE "default";
+    FOR i IN 1 .. coalesce(array_length(p_uid, 1), 0) LOOP
+        SELECT pl.id, pl.currency INTO v_player, v_currency FROM players pl
+         WHERE pl.client_id = p_client_id[i] AND pl.external_id = p_uid[i] COLLATE "default";
+        v_ids[i] := v_player; v_currencies[i] := v_currency;
+    END LOOP;
+    v_order := gw_batch_order_v1(p_client_id, v_currencies, v_ids, p_shards);
     PERFORM gw_lock_players_v1(v_ids);
-    FOREACH i IN ARRAY coalesce(v_order, ARRAY[]::integer[]) LOOP
+    FOREACH i IN ARRAY v_order LOOP
         BEGIN
             SELECT c.o_status, c.o_code, c.o_detail, c.o_op_id, c.o_player, c.o_currency,
                    c.o_signed, c.o_before, c.o_agent, c.o_op_detail
@@ -189,7 +209,13 @@ $$"""
 # Each name has one signature (PostgreSQL then needs no argument list to drop it).
 _DROPS = tuple(
     f"DROP FUNCTION IF EXISTS {name}"
-    for name in ("gw_seamless_batch_v1", "gw_hrg_batch_v1", "gw_jdb_batch_v1", "gw_lock_players_v1")
+    for name in (
+        "gw_seamless_batch_v1",
+        "gw_hrg_batch_v1",
+        "gw_jdb_batch_v1",
+        "gw_batch_order_v1",
+        "gw_lock_players_v1",
+    )
 )
 
 
@@ -197,6 +223,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return  # SQLite's writer thread already commits many calls at once
     op.execute(_LOCK_PLAYERS)
+    op.execute(_BATCH_ORDER)
     op.execute(_SEAMLESS_BATCH)
     op.execute(_HRG_BATCH)
     op.execute(_JDB_BATCH)
