@@ -15,7 +15,6 @@ duplicate ids racing each other, and checks exact balances and the audit.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import sqlite3
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.sqlite_twins import dump, with_shards
 
 from gamewallet.core.errors import WalletError
 from gamewallet.core.states import Call
@@ -61,16 +61,6 @@ REACHED = {
     "LIMIT_EXCEEDED",
     "BALANCE_LIMIT_EXCEEDED",
 }
-#: Every table a wallet call (or the setup) writes, with a stable order.
-TABLES = {
-    "clients": "id",
-    "players": "id",
-    "accounts": "id",
-    "operations": "id",
-    "postings": "id",
-    "sessions": "token",
-    "idempotency": "client_id, scope, key",
-}
 
 
 @dataclass
@@ -92,14 +82,7 @@ async def _world(
     config = {"max_amount": 50_000_000, "max_balance": 6_000_000}
     new = admin.NewClient("seamless", "casino", "casino", "pw", None, credit_limit, config)
     client = await store.run(admin.create_client(new, clock.now_ms(), b"k" * 32))
-    if client.shards != shards:
-        # No use case changes a client's shards; a credit limit with several rows still
-        # exercises move()'s "lock and sum every shard" branch.
-        side = sqlite3.connect(path)
-        with side:
-            side.execute("UPDATE clients SET shards = ? WHERE id = ?", (shards, client.id))
-        side.close()
-        client = dataclasses.replace(client, shards=shards)
+    client = with_shards(path, client, shards)
     tokens, expired = {}, {}
     counter = iter(range(1000))
     for index, player in enumerate(PLAYERS):
@@ -199,18 +182,6 @@ def _random_call(rng: random.Random, opened: dict[str, dict[str, Any]]) -> dict[
     }
 
 
-def _dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every ledger table (read after the stores are idle)."""
-    conn = sqlite3.connect(path)
-    try:
-        return {
-            table: conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()  # noqa: S608 - constant names
-            for table, order in TABLES.items()
-        }
-    finally:
-        conn.close()
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 async def test_random_sequences_answer_and_write_alike(
     worlds: tuple[World, World, FakeClock], seed: int, monkeypatch: pytest.MonkeyPatch
@@ -243,11 +214,11 @@ async def test_random_sequences_answer_and_write_alike(
         assert got_fast == got_slow, f"step {step}: {call}"
         outcomes.add((call["endpoint"], str(got_fast[1]) if got_fast[0] == "error" else "ok"))
         if step % 20 == 0:  # rows, not only answers: a later generic call could mask a gap
-            assert _dump(fast.path) == _dump(slow.path), f"step {step}: {call}"
+            assert dump(fast.path) == dump(slow.path), f"step {step}: {call}"
     assert len(taken) == STEPS, "every call must have gone through the fast path"
     assert await fast.store.run(admin.audit()) == []
     assert await slow.store.run(admin.audit()) == []
-    assert _dump(fast.path) == _dump(slow.path)
+    assert dump(fast.path) == dump(slow.path)
     # The random walk reached refusals and successes of every endpoint.
     assert {e for e, o in outcomes if o == "ok"} == {e for e, _, _ in ENDPOINTS}, outcomes
     codes = {o for _, o in outcomes}
@@ -289,7 +260,7 @@ async def test_a_declined_offer_runs_the_generic_use_case(
             opened[call["ext_id"]] = call
         now = clock.now_ms()
         assert await _answer(fast, call, now) == await _answer(slow, call, now)
-    assert _dump(fast.path) == _dump(slow.path)
+    assert dump(fast.path) == dump(slow.path)
 
 
 # --- concurrency ---------------------------------------------------------------------------

@@ -9,7 +9,6 @@ then every row of every ledger table (ids included) and a clean audit.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import sqlite3
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.sqlite_twins import dump, with_shards
 
 from gamewallet.core.errors import WalletError
 from gamewallet.protocols.hrg import schemas
@@ -32,14 +32,6 @@ USERS = ("u0", "u1", "u2")
 CURRENCY = "THB"
 STEPS = 400
 AMOUNTS = (0, 10_000, 25_000, 1_000_000, 90_000_000)  # the last is over max_amount
-TABLES = {
-    "clients": "id",
-    "players": "id",
-    "accounts": "id",
-    "operations": "id",
-    "postings": "id",
-    "idempotency": "client_id, scope, key",
-}
 
 
 @dataclass
@@ -73,12 +65,7 @@ async def _agent(path: Path, fast: bool, clock: FakeClock, shards: int) -> Agent
         "hrg", "agent", "agent-id", "pw", CURRENCY, 2_600_000, {"max_amount": 50_000_000}
     )
     client = await store.run(admin.create_client(new, clock.now_ms(), b"k" * 32))
-    if client.shards != shards:
-        side = sqlite3.connect(path)
-        with side:
-            side.execute("UPDATE clients SET shards = ? WHERE id = ?", (shards, client.id))
-        side.close()
-        client = dataclasses.replace(client, shards=shards)
+    client = with_shards(path, client, shards)
     for index, user in enumerate(USERS):
         cash, free = (index + 1) * 400_000, index * 100_000
         await store.run(hrg.create_user(client, user, cash, free, clock.now_ms()))
@@ -133,17 +120,6 @@ def _random_call(rng: random.Random, used: list[dict[str, Any]]) -> dict[str, An
     }
 
 
-def _dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    conn = sqlite3.connect(path)
-    try:
-        return {
-            table: conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()  # noqa: S608 - constant names
-            for table, order in TABLES.items()
-        }
-    finally:
-        conn.close()
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 async def test_random_transfers_answer_and_write_alike(
     agents: tuple[Agent, Agent, FakeClock], seed: int, monkeypatch: pytest.MonkeyPatch
@@ -169,10 +145,10 @@ async def test_random_transfers_answer_and_write_alike(
         assert got_fast == got_slow, f"step {step}: {call}"
         outcomes.add("ok" if got_fast[0] == "ok" else str(got_fast[1]))
         if step % 20 == 0:  # rows, not only answers: a later generic call could mask a gap
-            assert _dump(fast.path) == _dump(slow.path), f"step {step}: {call}"
+            assert dump(fast.path) == dump(slow.path), f"step {step}: {call}"
     assert len(taken) == STEPS, "every call must have gone through the fast path"
     assert await fast.store.run(admin.audit()) == []
-    assert _dump(fast.path) == _dump(slow.path)
+    assert dump(fast.path) == dump(slow.path)
     assert {
         "ok",
         "ID_REUSED",
@@ -215,4 +191,4 @@ async def test_the_credit_limit_is_reached_exactly_not_passed(
         got = [await _answer(a, call, clock.now_ms()) for a in (fast, slow)]
         assert got[0] == got[1]
         assert got[0][0] == expected, (call, got[0])
-    assert _dump(fast.path) == _dump(slow.path)
+    assert dump(fast.path) == dump(slow.path)

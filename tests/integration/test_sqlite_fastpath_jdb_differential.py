@@ -10,15 +10,14 @@ refusal must be identical, then every row of every ledger table and a clean audi
 
 from __future__ import annotations
 
-import dataclasses
 import random
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.sqlite_twins import dump, with_shards
 
 from gamewallet.core.errors import WalletError
 from gamewallet.service import admin, jdb
@@ -32,13 +31,6 @@ UIDS = ("j0", "j1", "j2")
 CURRENCY = "THB"
 STEPS = 400
 AMOUNTS = (10_000, 25_000, 2_000_000, 10**9 * 10_000)  # the last is a 9-digit overflow
-TABLES = {
-    "clients": "id",
-    "players": "id",
-    "accounts": "id",
-    "operations": "id",
-    "postings": "id",
-}
 
 
 @dataclass
@@ -56,12 +48,7 @@ async def _domain(
     config = {"parent": "ag", "aes_key": "k" * 16, "aes_iv": "i" * 16}
     new = admin.NewClient("jdb", "dom", None, None, CURRENCY, credit_limit, config)
     client = await store.run(admin.create_client(new, clock.now_ms(), b"k" * 32))
-    if client.shards != shards:
-        side = sqlite3.connect(path)
-        with side:
-            side.execute("UPDATE clients SET shards = ? WHERE id = ?", (shards, client.id))
-        side.close()
-        client = dataclasses.replace(client, shards=shards)
+    client = with_shards(path, client, shards)
     for index, uid in enumerate(UIDS):
         balance = (index + 1) * 900_000
         await store.run(admin.create_player(client, uid, CURRENCY, uid, balance, clock.now_ms()))
@@ -111,17 +98,6 @@ def _random_call(rng: random.Random) -> dict[str, Any]:
     }
 
 
-def _dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    conn = sqlite3.connect(path)
-    try:
-        return {
-            table: conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()  # noqa: S608 - constant names
-            for table, order in TABLES.items()
-        }
-    finally:
-        conn.close()
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 async def test_random_transfers_answer_and_write_alike(
     domains: tuple[Domain, Domain, FakeClock], seed: int, monkeypatch: pytest.MonkeyPatch
@@ -167,11 +143,11 @@ async def test_random_transfers_answer_and_write_alike(
         assert got_fast == got_slow, f"step {step}: {call}"
         outcomes.add("ok" if got_fast[0] == "ok" else str(got_fast[1]))
         if step % 20 == 0:  # rows, not only answers: a later generic call could mask a gap
-            assert _dump(fast.path) == _dump(slow.path), f"step {step}: {call}"
+            assert dump(fast.path) == dump(slow.path), f"step {step}: {call}"
     assert len(answered) == STEPS
     assert sum(answered) >= STEPS - 40, "the fast path must have answered most calls itself"
     assert await fast.store.run(admin.audit()) == []
-    assert _dump(fast.path) == _dump(slow.path)
+    assert dump(fast.path) == dump(slow.path)
     expected = {"ok", "ALREADY_COMPLETED", "INSUFFICIENT_FUNDS", "LIMIT_EXCEEDED"}
     expected |= {"PLAYER_BLOCKED", "PLAYER_IN_GAME", "PLAYER_NOT_FOUND"}
     if fast.client.credit_limit_minor is not None:

@@ -106,19 +106,6 @@ _SAVE_ANSWER = (
     "INSERT INTO idempotency (client_id, scope, key, fingerprint, response, created_at_ms)"
     " VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING"
 )
-# The client's cash shards, as the generic GetOwnerAccounts reads and creates them.
-_SHARDS = (
-    "SELECT id, posted_minor FROM accounts WHERE owner_kind = 'client' AND owner_id = ?"
-    " AND currency = ? AND bucket = 'cash' AND shard < ? ORDER BY shard"
-)
-_SHARD = (
-    "SELECT id FROM accounts WHERE owner_kind = 'client' AND owner_id = ? AND currency = ?"
-    " AND bucket = 'cash' AND shard = ?"
-)
-_CREATE_SHARD = (
-    "INSERT INTO accounts (owner_kind, owner_id, currency, bucket, shard, no_overdraft)"
-    " VALUES ('client', ?, ?, 'cash', ?, 0) ON CONFLICT DO NOTHING"
-)
 
 
 # HRG (``service.hrg``): the player by its user id with both accounts, the stored answer and
@@ -146,7 +133,8 @@ _HRG_SAVE = (
     "INSERT INTO idempotency (client_id, scope, key, fingerprint, response, created_at_ms)"
     " VALUES (?,'hrg:transfer',?,?,?,?) ON CONFLICT DO NOTHING"
 )
-# A client's shards of one bucket (HRG moves free credit too).
+# A client's account shards of one bucket, as the generic GetOwnerAccounts reads and creates
+# them (HRG moves free credit too).
 _BUCKET_SHARDS = (
     "SELECT id, posted_minor FROM accounts WHERE owner_kind = 'client' AND owner_id = ?"
     " AND currency = ? AND bucket = ? AND shard < ? ORDER BY shard"
@@ -355,25 +343,9 @@ class SqliteFastPath:
         if amount == 0:
             return  # move() skips a zero amount and Apply then changes nothing
         cur = self.cur
-        shard = player % r.shards
-        if r.credit_limit_minor is not None and gets > 0:
-            # _client_account with a credit limit: every shard (created if missing), summed.
-            rows = cur.execute(_SHARDS, (r.client_id, currency, r.shards)).fetchall()
-            if len(rows) < r.shards:
-                cur.executemany(
-                    _CREATE_SHARD, [(r.client_id, currency, s) for s in range(r.shards)]
-                )
-                rows = cur.execute(_SHARDS, (r.client_id, currency, r.shards)).fetchall()
-            if sum(posted for _, posted in rows) - gets < -r.credit_limit_minor:
-                raise WalletError(ErrorCode.CREDIT_LIMIT_EXCEEDED)
-            client_account = rows[shard][0]
-        else:
-            client_account = row[21]
-            if client_account is None:
-                cur.execute(_CREATE_SHARD, (r.client_id, currency, shard))
-                found = cur.execute(_SHARD, (r.client_id, currency, shard)).fetchone()
-                assert found is not None
-                client_account = found[0]
+        client_account = row[21]  # the player's shard, read with everything else
+        if client_account is None or (r.credit_limit_minor is not None and gets > 0):
+            client_account = self._client_account(r, player, currency, "cash", gets)
         released_hold = amount if r.kind == "withdraw" else 0
         released_pending = amount if r.kind == "deposit" else 0
         cur.execute(_POST_PLAYER, (gets, released_hold, released_pending, cash))
@@ -488,28 +460,11 @@ class SqliteFastPath:
         """``service.common.move`` for HRG: cash then free credit, each against the client's
         shard of that bucket (the credit limit applies to cash); postings in move's order."""
         cur = self.cur
-        shard = player % r.shards
         moves: list[tuple[int, int, int]] = []  # (player account, client account, amount)
         for account, bucket, amount in legs:
-            if amount == 0:
-                continue
-            key = (r.client_id, currency, bucket)
-            if r.credit_limit_minor is not None and bucket == "cash" and amount > 0:
-                rows = cur.execute(_BUCKET_SHARDS, (*key, r.shards)).fetchall()
-                if len(rows) < r.shards:
-                    cur.executemany(_CREATE_BUCKET_SHARD, [(*key, s) for s in range(r.shards)])
-                    rows = cur.execute(_BUCKET_SHARDS, (*key, r.shards)).fetchall()
-                if sum(posted for _, posted in rows) - amount < -r.credit_limit_minor:
-                    raise WalletError(ErrorCode.CREDIT_LIMIT_EXCEEDED)
-                client_account = rows[shard][0]
-            else:
-                found = cur.execute(_BUCKET_SHARD, (*key, shard)).fetchone()
-                if found is None:
-                    cur.execute(_CREATE_BUCKET_SHARD, (*key, shard))
-                    found = cur.execute(_BUCKET_SHARD, (*key, shard)).fetchone()
-                    assert found is not None
-                client_account = found[0]
-            moves.append((account, client_account, amount))
+            if amount != 0:
+                client_account = self._client_account(r, player, currency, bucket, amount)
+                moves.append((account, client_account, amount))
         postings: list[tuple[int, int, str, int, int]] = []
         for account, client_account, amount in moves:
             cur.execute(_POSTED, (amount, account))
@@ -602,23 +557,7 @@ class SqliteFastPath:
     ) -> None:
         """``service.common.move(cash_minor=signed)`` (never zero here)."""
         cur = self.cur
-        shard = player % r.shards
-        key = (r.client_id, currency, "cash")
-        if r.credit_limit_minor is not None and signed > 0:
-            rows = cur.execute(_BUCKET_SHARDS, (*key, r.shards)).fetchall()
-            if len(rows) < r.shards:
-                cur.executemany(_CREATE_BUCKET_SHARD, [(*key, s) for s in range(r.shards)])
-                rows = cur.execute(_BUCKET_SHARDS, (*key, r.shards)).fetchall()
-            if sum(posted for _, posted in rows) - signed < -r.credit_limit_minor:
-                raise WalletError(ErrorCode.CREDIT_LIMIT_EXCEEDED)
-            client_account = rows[shard][0]
-        else:
-            found = cur.execute(_BUCKET_SHARD, (*key, shard)).fetchone()
-            if found is None:
-                cur.execute(_CREATE_BUCKET_SHARD, (*key, shard))
-                found = cur.execute(_BUCKET_SHARD, (*key, shard)).fetchone()
-                assert found is not None
-            client_account = found[0]
+        client_account = self._client_account(r, player, currency, "cash", signed)
         cur.execute(_POSTED, (signed, cash))
         cur.execute(_POSTED, (-signed, client_account))
         cur.execute(
@@ -628,12 +567,45 @@ class SqliteFastPath:
         )  # fmt: skip
 
     def _client_balance(self, client_id: int, currency: str, shards: int) -> int:
-        """``service.common.client_balance``: the sum of the client's cash shards (missing
-        ones are created empty, as the generic GetOwnerAccounts does)."""
+        """``service.common.client_balance``: the sum of the client's cash shards."""
+        rows = self._client_shards((client_id, currency, "cash"), shards)
+        return sum(posted for _, posted in rows)
+
+    # --- the client's account shards (``service.common._client_account``) ------------------
+
+    def _client_shards(self, key: tuple[int, str, str], shards: int) -> list[tuple[int, int]]:
+        """(id, posted) of every shard of a client's bucket, missing ones created empty in
+        shard order, as the generic GetOwnerAccounts does."""
         cur = self.cur
-        key = (client_id, currency, "cash")
-        rows = cur.execute(_BUCKET_SHARDS, (*key, shards)).fetchall()
+        rows: list[tuple[int, int]] = cur.execute(_BUCKET_SHARDS, (*key, shards)).fetchall()
         if len(rows) < shards:
             cur.executemany(_CREATE_BUCKET_SHARD, [(*key, s) for s in range(shards)])
             rows = cur.execute(_BUCKET_SHARDS, (*key, shards)).fetchall()
-        return sum(posted for _, posted in rows)
+        return rows
+
+    def _client_account(
+        self,
+        r: SeamlessRequest | HrgRequest | JdbRequest,
+        player: int,
+        currency: str,
+        bucket: str,
+        player_gets: int,
+    ) -> int:
+        """The client shard row taking the other side of a player's posting: with a credit
+        limit on a cash credit, every shard is summed first (CREDIT_LIMIT_EXCEEDED past the
+        limit); else the player's shard, created on first use."""
+        shard = player % r.shards
+        key = (r.client_id, currency, bucket)
+        if r.credit_limit_minor is not None and bucket == "cash" and player_gets > 0:
+            rows = self._client_shards(key, r.shards)
+            if sum(posted for _, posted in rows) - player_gets < -r.credit_limit_minor:
+                raise WalletError(ErrorCode.CREDIT_LIMIT_EXCEEDED)
+            return rows[shard][0]
+        cur = self.cur
+        found = cur.execute(_BUCKET_SHARD, (*key, shard)).fetchone()
+        if found is None:
+            cur.execute(_CREATE_BUCKET_SHARD, (*key, shard))
+            found = cur.execute(_BUCKET_SHARD, (*key, shard)).fetchone()
+            assert found is not None
+        client_id: int = found[0]
+        return client_id
