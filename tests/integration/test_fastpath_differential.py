@@ -12,6 +12,7 @@ every balance, operation, stored response and the audit at the end.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from tests.integration.batch_rounds import check_round, player_key
 
 from gamewallet.core.errors import WalletError
 from gamewallet.core.states import Call
@@ -232,6 +234,61 @@ async def test_random_sequences_answer_alike(
     # The random walk reached refusals and successes of every endpoint.
     assert {e for e, o in outcomes if o == "ok"} == {e for e, _, _ in ENDPOINTS}, outcomes
     assert len({o for _, o in outcomes}) >= 8, sorted(outcomes)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+async def test_concurrent_rounds_through_group_commit_answer_alike(
+    worlds: tuple[World, World, FakeClock], pg_url: str, seed: int
+) -> None:
+    """Random rounds of concurrent calls, batched on the fast side (group commit)."""
+    fast, slow, clock = worlds
+    batching = FastPostgresStore(pg_url, batch_max=32)
+    await batching.start()
+    try:
+        fast = dataclasses.replace(fast, store=batching)
+        pool = batching._pool
+        assert pool is not None
+        rows = await pool.fetch(
+            "SELECT external_id, id FROM players WHERE client_id = $1", fast.client.id
+        )
+        ids: dict[str, int] = {r["external_id"]: r["id"] for r in rows}
+        rng = random.Random(seed)
+        opened: dict[str, dict[str, Any]] = {}
+        outcomes: set[str] = set()
+        for _ in range(STEPS // 4):
+            if rng.random() < 0.05:
+                clock.advance(rng.choice([5, RETENTION_S]))
+            if rng.random() < 0.03:
+                who, blocked = rng.choice(PLAYERS), rng.random() < 0.5
+                for world in (fast, slow):
+                    await world.store.run(admin.set_blocked(world.client, who, blocked))
+            calls = []
+            for _ in range(rng.randint(1, 8)):
+                call = _random_call(rng, opened)
+                if call["call"] is Call.OPEN:
+                    opened[call["ext_id"]] = call
+                calls.append(call)
+            now = clock.now_ms()
+
+            def key(call: dict[str, Any]) -> tuple[int, ...]:
+                known = call["token"] != "unknown"
+                return player_key(ids[call["player"]] if known else None, fast.client.shards)
+
+            got = await check_round(
+                batching,
+                calls,
+                lambda call: _answer(fast, call, now),  # noqa: B023 - awaited in this round
+                lambda call: _answer(slow, call, now),  # noqa: B023
+                key,
+            )
+            outcomes.update(a[1] if a[0] == "error" else "ok" for a in got)
+        assert batching.group is not None
+        assert batching.group.batched_calls > STEPS // 2
+        assert await _state(fast) == await _state(slow)
+        assert await fast.store.run(admin.audit()) == []
+        assert {"ok", "ID_REUSED", "INSUFFICIENT_FUNDS", "NOT_FOUND"} <= outcomes, outcomes
+    finally:
+        await batching.close()
 
 
 async def test_concurrent_identical_withdraws_apply_once(

@@ -10,6 +10,7 @@ every balance, operation row and stored response must be identical, and the audi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from tests.integration.batch_rounds import check_round, player_key
 
 from gamewallet.core.errors import WalletError
 from gamewallet.core.money import format_minor
@@ -212,6 +214,52 @@ async def test_random_transfers_answer_alike(
         "CREDIT_LIMIT_EXCEEDED",
         "PLAYER_NOT_FOUND",
     } <= outcomes, outcomes
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+async def test_concurrent_rounds_through_group_commit_answer_alike(
+    agents: tuple[Agent, Agent, FakeClock], pg_url: str, seed: int
+) -> None:
+    """Random rounds of concurrent transfers, batched on the fast side (group commit)."""
+    fast, slow, clock = agents
+    batching = FastPostgresStore(pg_url, batch_max=32)
+    await batching.start()
+    try:
+        fast = dataclasses.replace(fast, store=batching)
+        pool = batching._pool
+        assert pool is not None
+        rows = await pool.fetch(
+            "SELECT external_id, id FROM players WHERE client_id = $1", fast.client.id
+        )
+        ids: dict[str, int] = {r["external_id"]: r["id"] for r in rows}
+        rng = random.Random(seed)
+        used: list[dict[str, Any]] = []
+        outcomes: set[str] = set()
+
+        def key(call: dict[str, Any]) -> tuple[int, ...]:
+            return player_key(ids.get(call["user"]), fast.client.shards)
+
+        for _ in range(STEPS // 4):
+            clock.advance(1)
+            calls = [_random_call(rng, used) for _ in range(rng.randint(1, 8))]
+            used.extend(calls)
+            now = clock.now_ms()
+            got = await check_round(
+                batching,
+                calls,
+                lambda call: _answer(fast, call, now),  # noqa: B023 - awaited in this round
+                lambda call: _answer(slow, call, now),  # noqa: B023
+                key,
+                _same,
+            )
+            outcomes.update(str(a[1]) if a[0] == "error" else "ok" for a in got)
+        assert batching.group is not None
+        assert batching.group.batched_calls > STEPS // 2
+        assert await _state(fast) == await _state(slow)
+        assert await fast.store.run(admin.audit()) == []
+        assert {"ok", "ID_REUSED", "INSUFFICIENT_FUNDS", "CREDIT_LIMIT_EXCEEDED"} <= outcomes
+    finally:
+        await batching.close()
 
 
 async def test_a_replay_after_the_purge_is_rebuilt_from_the_operation(

@@ -11,12 +11,14 @@ identical, and so must the ledger and the audit at the end.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from tests.integration.batch_rounds import check_round, player_key
 
 from gamewallet.core.errors import WalletError
 from gamewallet.service import admin, jdb
@@ -172,3 +174,67 @@ async def test_random_transfers_answer_alike(
     expected = {"ok", "ALREADY_COMPLETED", "INSUFFICIENT_FUNDS", "LIMIT_EXCEEDED"}
     expected |= {"CREDIT_LIMIT_EXCEEDED", "PLAYER_BLOCKED", "PLAYER_IN_GAME", "PLAYER_NOT_FOUND"}
     assert expected <= outcomes, outcomes
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+async def test_concurrent_rounds_through_group_commit_answer_alike(
+    domains: tuple[Domain, Domain, FakeClock], pg_url: str, seed: int
+) -> None:
+    """Random rounds of concurrent transfers, batched on the fast side (group commit).
+
+    Players never leave a game here: within the cooldown a call goes to the generic path
+    after the batch, out of the batch's order (a valid order, but not this test's).
+    """
+    fast, slow, clock = domains
+    batching = FastPostgresStore(pg_url, batch_max=32)
+    await batching.start()
+    try:
+        fast = dataclasses.replace(fast, store=batching)
+        pool = batching._pool
+        assert pool is not None
+        rows = await pool.fetch(
+            "SELECT external_id, id FROM players WHERE client_id = $1", fast.client.id
+        )
+        ids: dict[str, int] = {r["external_id"]: r["id"] for r in rows}
+        rng = random.Random(seed)
+        outcomes: set[str] = set()
+
+        def key(call: dict[str, Any]) -> tuple[int, ...]:
+            return player_key(ids.get(call["uid"]), fast.client.shards)
+
+        for _ in range(STEPS // 4):
+            clock.advance(rng.choice([0.5, 1, 3]))
+            if rng.random() < 0.08:
+                uid = rng.choice(UIDS)
+                changes: dict[str, Any] = rng.choice(
+                    [
+                        {"blocked": rng.random() < 0.5},
+                        {"locked": rng.random() < 0.3},
+                        {"closed": rng.random() < 0.2},
+                        {"game_type": rng.choice(["18:1", None])},
+                    ]
+                )
+                for domain in (fast, slow):
+                    await _set_player(domain, uid, changes)
+            calls = [_random_call(rng) for _ in range(rng.randint(1, 8))]
+            now = clock.now_ms()
+            got = await check_round(
+                batching,
+                calls,
+                lambda call: _answer(fast, call, now),  # noqa: B023 - awaited in this round
+                lambda call: _answer(slow, call, now),  # noqa: B023
+                key,
+            )
+            outcomes.update(str(a[1]) if a[0] == "error" else "ok" for a in got)
+        assert batching.group is not None
+        assert batching.group.batched_calls > STEPS // 2
+        assert await _state(fast) == await _state(slow)
+        assert await fast.store.run(admin.audit()) == []
+        assert {
+            "ok",
+            "ALREADY_COMPLETED",
+            "INSUFFICIENT_FUNDS",
+            "CREDIT_LIMIT_EXCEEDED",
+        } <= outcomes
+    finally:
+        await batching.close()
