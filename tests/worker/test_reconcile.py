@@ -3,9 +3,12 @@ recorded, the ledger moved exactly once."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import asyncpg
 import pytest
 from tests.worker.support import (
     GAME_PASSWORD,
@@ -98,7 +101,22 @@ def test_the_action_table() -> None:
     }
 
 
+async def session_count(wallet: Wallet) -> int:
+    """Sessions in the wallet's database, read directly (no use case lists them)."""
+    url = wallet.services.settings.database_url
+    if url.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+            (n,) = conn.execute("SELECT count(*) FROM sessions").fetchone()
+            return int(n)
+    conn_pg = await asyncpg.connect(url)
+    try:
+        return int(await conn_pg.fetchval("SELECT count(*) FROM sessions"))
+    finally:
+        await conn_pg.close()
+
+
 async def test_confirmed_is_confirmed(wallet: Wallet, setup: Setup, clock: FakeClock) -> None:
+    sessions_before = await session_count(wallet)
     await setup.sdk.withdraw(wallet.token, "r1", 20_0000, "EUR")
     await setup.sdk.confirm("r1")  # recorded at the game, never delivered (its worker is gone)
     clock.advance(AFTER_S - 1)
@@ -119,6 +137,7 @@ async def test_confirmed_is_confirmed(wallet: Wallet, setup: Setup, clock: FakeC
     )
     assert decision.asked_at_ms == clock.now_ms()
     assert (await wallet.player()).cash.balance.posted_minor == START_MINOR - 20_0000
+    assert await session_count(wallet) == sessions_before  # no session made for the call
     # The game's own confirm arrives at last: a replay, the ledger moves once.
     await setup.game_worker.deliver_once()
     record = await setup.sdk.record("r1")

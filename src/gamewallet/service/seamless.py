@@ -140,7 +140,7 @@ class WalletCall:
     endpoint: str  # the wire endpoint name, also the idempotency scope
     kind: str  # KIND_WITHDRAW or KIND_DEPOSIT
     call: Call
-    token: str
+    token: str  # "" for a call made on the game's behalf (settle_for_game)
     ext_id: str  # mmTransactionId
     amount_minor: int | None = None  # OPEN and CONFIRM
     currency: str | None = None  # OPEN and CONFIRM
@@ -212,15 +212,44 @@ def _wallet_call(call: WalletCall, now_ms: int, retention_s: int, render: Render
     then ensures its token names the same player as the original operation.
     """
     session, player = yield from _session_player(call.client, call.token, lock=True)
+    return (yield from _call_for(call, player, session.expires_at_ms, now_ms, retention_s, render))
+
+
+def settle_for_game(
+    call: WalletCall, player_id: int, now_ms: int, retention_s: int, render: Render
+) -> UseCase[bytes]:
+    """A confirm or rollback made on the game's behalf (the reconciler, once the game said
+    how a round ended): no session token, the player is the operation's own; otherwise
+    exactly :func:`wallet_call` (same checks, state table, stored answer and fingerprint, so
+    the game's own later retry of the call replays this answer)."""
+    assert call.call is not Call.OPEN, "only confirms and rollbacks are made for the game"
+    player = yield from do(ops.GetPlayer(player_id=player_id, lock=True))
+    if player is None:
+        raise WalletError(ErrorCode.PLAYER_NOT_FOUND)
+    return (yield from _call_for(call, player, None, now_ms, retention_s, render))
+
+
+def _call_for(
+    call: WalletCall,
+    player: PlayerRecord,
+    session_expires_at_ms: int | None,
+    now_ms: int,
+    retention_s: int,
+    render: Render,
+) -> UseCase[bytes]:
+    """:func:`_wallet_call` once the player is known and locked (the session's expiry
+    matters only to a withdraw, which always has one)."""
     fp = call_fingerprint(call, player.id)
     stored = yield from _stored_answer(call.client, call.endpoint, call.ext_id, now_ms, retention_s)
     if stored is not None and stored.fingerprint == fp:
         return stored.response
     opens_withdraw = call.call is Call.OPEN and call.kind == KIND_WITHDRAW
-    if opens_withdraw and session.expires_at_ms <= now_ms:
-        raise WalletError(ErrorCode.SESSION_EXPIRED)
-    if opens_withdraw and player.blocked:
-        raise WalletError(ErrorCode.PLAYER_BLOCKED)
+    if opens_withdraw:
+        assert session_expires_at_ms is not None, "a withdraw always comes with a session"
+        if session_expires_at_ms <= now_ms:
+            raise WalletError(ErrorCode.SESSION_EXPIRED)
+        if player.blocked:
+            raise WalletError(ErrorCode.PLAYER_BLOCKED)
     if call.currency is not None and call.currency != player.currency:
         raise WalletError(ErrorCode.CURRENCY_MISMATCH)
     if stored is not None:

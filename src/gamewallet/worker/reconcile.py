@@ -30,10 +30,10 @@ from gamewallet.core.errors import WalletError
 from gamewallet.core.states import Call, OpState
 from gamewallet.protocols.seamless import schemas
 from gamewallet.service import seamless
-from gamewallet.service.common import NS_WIRE, Clock, new_token
+from gamewallet.service.common import NS_WIRE, Clock
 from gamewallet.store import ops
 from gamewallet.store.port import Store, UseCase, do
-from gamewallet.store.records import ClientRecord, OperationRecord, SessionRecord
+from gamewallet.store.records import ClientRecord, OperationRecord
 
 __all__ = ["ACTIONS", "Reconciler"]
 
@@ -83,8 +83,8 @@ def apply_answer(
 
     The player row is locked before the operation is re-read, so the check "still open" and
     the confirm/rollback see the same state. The call runs through
-    :func:`gamewallet.service.seamless.wallet_call` with a session token made for it, born
-    expired (settlements accept expired sessions; nothing else can use it).
+    :func:`gamewallet.service.seamless.settle_for_game`: the same use case as the game's own
+    confirm/rollback, without a session token.
     """
     operation = yield from do(ops.GetOperation(operation_id=operation_id))
     assert operation is not None, "the reconciler only asks about existing operations"
@@ -108,27 +108,20 @@ def apply_answer(
         error = f"settled meanwhile ({operation.state.value})"
     else:
         call = ACTIONS[asked.answer]
-        token = new_token()
-        yield from do(
-            ops.InsertSession(
-                SessionRecord(
-                    token, client.id, operation.player_id, seamless.SESSION_KIND, now_ms, now_ms
-                )
-            )
-        )
         confirming = call is Call.CONFIRM
-        yield from seamless.wallet_call(
+        yield from seamless.settle_for_game(
             seamless.WalletCall(
                 client=client,
                 endpoint=_ENDPOINTS[(operation.kind, call)],
                 kind=operation.kind,
                 call=call,
-                token=token,
+                token="",
                 ext_id=operation.ext_id,
                 amount_minor=operation.amount_minor if confirming else None,
                 currency=operation.currency if confirming else None,
                 note=None if confirming else f"reconciled: the game answered {asked.answer}",
             ),
+            operation.player_id,
             now_ms,
             retention_s,
             _render,
