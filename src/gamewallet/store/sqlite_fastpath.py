@@ -1,4 +1,4 @@
-"""SQLite fast path: a seamless two-phase call as one plain function on the writer thread.
+"""SQLite fast path: each hot wallet call as one plain function on the writer thread.
 
 The generic path drives ``service.seamless._wallet_call`` as a generator: every store request
 it yields (GetSession, GetPlayer, GetIdempotency, InsertOperation, Apply, …) is dispatched,
@@ -11,7 +11,10 @@ then only the writes follow. It mirrors the Python use case branch by branch (an
 details, the state table of :mod:`gamewallet.core.states` itself, the shards and credit limit of
 ``service.common.move``, the same rows in the same insertion order (so even row ids match) and
 the same stored bytes, filled into the request's template exactly as the PostgreSQL function
-fills it.
+fills it. HRG deposit/withdraw (:class:`~gamewallet.store.fastpath.HrgRequest`, mirroring
+``service.hrg``) and JDB action 19 (:class:`~gamewallet.store.fastpath.JdbRequest`, mirroring
+``service.jdb._transfer``; its result is the data the offer's ``finish`` expects) are done the
+same way.
 
 Invariants it relies on, kept by :mod:`gamewallet.store.sqlite`:
 
