@@ -171,6 +171,7 @@ async def test_declined_before_reading_the_app_gets_the_original_receive() -> No
         {"headers": [(b"content-length", b"3"), (b"content-length", b"3")]},
         {"headers": [(b"content-length", b"3"), (b"transfer-encoding", b"chunked")]},
         {"headers": [(b"content-length", b"-3")]},
+        {"headers": [(b"content-length", "\u00b3".encode("latin-1"))]},
         {"headers": [(b"content-length", b"0")]},
         {"headers": [(b"content-length", b"101")]},
         {"headers": []},

@@ -18,8 +18,9 @@ Invariants:
   consumed are re-delivered by a wrapped ``receive``, then the original one takes over. When
   nothing was consumed, the original ``receive`` itself is passed (uvicorn's bound method is
   how the seamless route drops a connection from an address outside the allowlist).
-- Only plain requests are taken: no query string, no duplicated header, a ``Content-Length``
-  within the body limit, no ``Transfer-Encoding``; anything else is declined up front.
+- Only plain requests are taken: no query string, no root path, no duplicated header, a
+  ``Content-Length`` within the body limit, no ``Transfer-Encoding``; anything else is
+  declined up front.
 """
 
 from __future__ import annotations
@@ -173,7 +174,11 @@ class FastLane:
                 return None  # which one would the framework read? let it decide
             headers[name] = raw_value.decode("latin-1")
         length_text = headers.get("content-length")
-        if length_text is None or "transfer-encoding" in headers or not length_text.isdigit():
+        if (
+            length_text is None
+            or "transfer-encoding" in headers
+            or not (length_text.isascii() and length_text.isdigit())  # "²" is a digit too
+        ):
             return None
         length = int(length_text)
         if not 0 < length <= self.max_body_bytes:
