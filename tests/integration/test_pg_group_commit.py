@@ -171,12 +171,14 @@ async def _install(url: str, sql: str) -> None:
 
 
 # Fails every claim of the id 'boom' (a broken invariant the function did not expect), and the
-# first claim of the id 'flaky' with a deadlock (a sequence is not rolled back with the claim).
+# first claim of the id 'flaky' with a deadlock (a sequence is not rolled back with the claim);
+# the claim of 'slow' takes 0.3 s.
 _TRIGGER = """
 CREATE SEQUENCE flaky_seq;
 CREATE FUNCTION gw_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.ext_id = 'boom' THEN RAISE EXCEPTION 'boom'; END IF;
+    IF NEW.ext_id = 'slow' THEN PERFORM pg_sleep(0.3); END IF;
     IF NEW.ext_id = 'flaky' AND nextval('flaky_seq') = 1 THEN
         RAISE EXCEPTION 'flaky' USING ERRCODE = 'deadlock_detected';
     END IF;
@@ -244,6 +246,24 @@ async def test_a_batch_that_deadlocks_as_a_whole_is_run_again_call_by_call(site:
     assert group.batched_calls == 0
     balances = await _balances(site)
     assert sum(held for _, held in balances.values()) == 10_000 * len(keys)
+
+
+async def test_a_caller_cancelled_while_it_waits_is_not_sent(site: Site) -> None:
+    await _install(site.url, _TRIGGER)
+    keys = ["slow", "a", "gone", "b"]
+    tasks = [
+        asyncio.create_task(_send(site.one, _withdraw(site, PLAYERS[n], key, 10_000, Call.OPEN)))
+        for n, key in enumerate(keys)
+    ]
+    for _ in range(5):  # let every task start: 'slow' is in flight, the others wait
+        await asyncio.sleep(0.01)
+    tasks[2].cancel()
+    answers = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(answers[2], asyncio.CancelledError)
+    assert [a[0] for n, a in enumerate(answers) if n != 2] == ["ok", "ok", "ok"]  # type: ignore[index]
+    balances = await _balances(site)
+    assert balances["p2"] == (FUNDS, 0), "the cancelled call must not have run"
+    assert sum(held for _, held in balances.values()) == 3 * 10_000
 
 
 # --- JDB: duplicates of one serial number from two "processes" ------------------------------

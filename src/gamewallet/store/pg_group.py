@@ -124,6 +124,10 @@ class GroupCommit:
             self._launch(lane)
 
     def _launch(self, lane: Lane) -> None:
+        # A caller cancelled while it waited (its client went away) is not sent at all.
+        lane.waiting = [entry for entry in lane.waiting if not entry[1].done()]
+        if not lane.waiting:
+            return
         batch = lane.waiting[: self.batch_max]
         del lane.waiting[: self.batch_max]
         lane.flying += 1
