@@ -11,8 +11,9 @@ Every answer must be the same; the callers compare the stored state at the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import operator
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from gamewallet.store.pg_fastpath import FastPostgresStore
@@ -21,6 +22,27 @@ C = TypeVar("C")
 
 #: Sorts a call in a batch: (0, shard, player id) for a call with a player, (1,) without.
 LockKey = tuple[int, ...]
+
+
+@contextlib.asynccontextmanager
+async def group_commit_store(
+    pg_url: str, client_id: int, *, calls_min: int
+) -> AsyncIterator[tuple[FastPostgresStore, dict[str, int]]]:
+    """A store with group commit on ``pg_url``, and the ids of ``client_id``'s players by
+    external id; on a clean exit, checks that at least ``calls_min`` calls went in batches."""
+    store = FastPostgresStore(pg_url, batch_max=32)
+    await store.start()
+    try:
+        pool = store._pool
+        assert pool is not None
+        rows = await pool.fetch(
+            "SELECT external_id, id FROM players WHERE client_id = $1", client_id
+        )
+        yield store, {r["external_id"]: r["id"] for r in rows}
+        assert store.group is not None
+        assert store.group.batched_calls >= calls_min, "the calls should have gone in batches"
+    finally:
+        await store.close()
 
 
 def player_key(player_id: int | None, shards: int) -> LockKey:

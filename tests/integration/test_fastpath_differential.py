@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from tests.integration.batch_rounds import check_round, player_key
+from tests.integration.batch_rounds import check_round, group_commit_store, player_key
 
 from gamewallet.core.errors import WalletError
 from gamewallet.core.states import Call
@@ -242,16 +242,8 @@ async def test_concurrent_rounds_through_group_commit_answer_alike(
 ) -> None:
     """Random rounds of concurrent calls, batched on the fast side (group commit)."""
     fast, slow, clock = worlds
-    batching = FastPostgresStore(pg_url, batch_max=32)
-    await batching.start()
-    try:
+    async with group_commit_store(pg_url, fast.client.id, calls_min=STEPS // 2) as (batching, ids):
         fast = dataclasses.replace(fast, store=batching)
-        pool = batching._pool
-        assert pool is not None
-        rows = await pool.fetch(
-            "SELECT external_id, id FROM players WHERE client_id = $1", fast.client.id
-        )
-        ids: dict[str, int] = {r["external_id"]: r["id"] for r in rows}
         rng = random.Random(seed)
         opened: dict[str, dict[str, Any]] = {}
         outcomes: set[str] = set()
@@ -282,13 +274,9 @@ async def test_concurrent_rounds_through_group_commit_answer_alike(
                 key,
             )
             outcomes.update(a[1] if a[0] == "error" else "ok" for a in got)
-        assert batching.group is not None
-        assert batching.group.batched_calls > STEPS // 2
         assert await _state(fast) == await _state(slow)
         assert await fast.store.run(admin.audit()) == []
         assert {"ok", "ID_REUSED", "INSUFFICIENT_FUNDS", "NOT_FOUND"} <= outcomes, outcomes
-    finally:
-        await batching.close()
 
 
 async def test_concurrent_identical_withdraws_apply_once(

@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from tests.integration.batch_rounds import check_round, player_key
+from tests.integration.batch_rounds import check_round, group_commit_store, player_key
 
 from gamewallet.core.errors import WalletError
 from gamewallet.core.money import format_minor
@@ -222,16 +222,8 @@ async def test_concurrent_rounds_through_group_commit_answer_alike(
 ) -> None:
     """Random rounds of concurrent transfers, batched on the fast side (group commit)."""
     fast, slow, clock = agents
-    batching = FastPostgresStore(pg_url, batch_max=32)
-    await batching.start()
-    try:
+    async with group_commit_store(pg_url, fast.client.id, calls_min=STEPS // 2) as (batching, ids):
         fast = dataclasses.replace(fast, store=batching)
-        pool = batching._pool
-        assert pool is not None
-        rows = await pool.fetch(
-            "SELECT external_id, id FROM players WHERE client_id = $1", fast.client.id
-        )
-        ids: dict[str, int] = {r["external_id"]: r["id"] for r in rows}
         rng = random.Random(seed)
         used: list[dict[str, Any]] = []
         outcomes: set[str] = set()
@@ -253,13 +245,9 @@ async def test_concurrent_rounds_through_group_commit_answer_alike(
                 _same,
             )
             outcomes.update(str(a[1]) if a[0] == "error" else "ok" for a in got)
-        assert batching.group is not None
-        assert batching.group.batched_calls > STEPS // 2
         assert await _state(fast) == await _state(slow)
         assert await fast.store.run(admin.audit()) == []
         assert {"ok", "ID_REUSED", "INSUFFICIENT_FUNDS", "CREDIT_LIMIT_EXCEEDED"} <= outcomes
-    finally:
-        await batching.close()
 
 
 async def test_a_replay_after_the_purge_is_rebuilt_from_the_operation(
