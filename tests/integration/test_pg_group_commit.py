@@ -119,6 +119,12 @@ def _batched(*stores: FastPostgresStore) -> int:
     return total
 
 
+@pytest.mark.parametrize("size", [0, 65])
+def test_a_batch_size_out_of_range_is_refused(size: int) -> None:
+    with pytest.raises(ValueError, match="GAMEWALLET_PG_BATCH_MAX must be 1 to 64"):
+        FastPostgresStore("postgresql://nowhere/db", batch_max=size)
+
+
 async def test_a_lone_call_goes_alone(site: Site) -> None:
     answer = await _send(site.one, _withdraw(site, "p0", "w1", 10_000, Call.OPEN))
     assert answer[0] == "ok"

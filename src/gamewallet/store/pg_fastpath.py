@@ -159,7 +159,8 @@ class FastPostgresStore(PostgresStore):
         self, url: str, *, fastpath: bool = True, batch_max: int = 1, **kwargs: Any
     ) -> None:
         super().__init__(url, **kwargs)
-        assert 1 <= batch_max <= BATCH_LIMIT, f"a batch holds 1 to {BATCH_LIMIT} calls"
+        if not 1 <= batch_max <= BATCH_LIMIT:
+            raise ValueError(f"GAMEWALLET_PG_BATCH_MAX must be 1 to {BATCH_LIMIT}, not {batch_max}")
         self.fastpath_wanted = fastpath
         #: Most concurrent fast-path calls sent as one transaction (1: each on its own).
         self.batch_max = batch_max
