@@ -139,5 +139,6 @@ def app_factory() -> Litestar:
         pool_size=settings.db_pool_size,
         pg_batch_max=settings.pg_batch_max,
         sqlite_fast_path=settings.sqlite_fast_path,
+        sqlite_synchronous=settings.sqlite_synchronous,
     )
     return create_app(Services(settings, store), run_worker=settings.worker_in_process)

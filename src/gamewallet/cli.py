@@ -56,7 +56,12 @@ def _run(ctx: click.Context, body: Callable[[Services], Awaitable[T]]) -> T:
 
     async def main() -> T:
         # Operator commands may scan the whole ledger (the audit): no 10 s statement limit.
-        store = open_store(settings.database_url, pool_size=1, command_timeout_s=CLI_TIMEOUT_S)
+        store = open_store(
+            settings.database_url,
+            pool_size=1,
+            command_timeout_s=CLI_TIMEOUT_S,
+            sqlite_synchronous=settings.sqlite_synchronous,
+        )
         services = Services(settings, store)
         await services.start()
         try:

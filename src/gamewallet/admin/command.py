@@ -58,7 +58,14 @@ def _run(ctx: click.Context, body: Callable[[Services], Awaitable[T]]) -> T:
     settings = _settings(ctx)
 
     async def main() -> T:
-        services = Services(settings, open_store(settings.database_url, pool_size=1))
+        services = Services(
+            settings,
+            open_store(
+                settings.database_url,
+                pool_size=1,
+                sqlite_synchronous=settings.sqlite_synchronous,
+            ),
+        )
         await services.start()
         try:
             return await body(services)

@@ -16,6 +16,7 @@ def open_store(
     command_timeout_s: float = 10.0,
     pg_batch_max: int = 1,
     sqlite_fast_path: bool = True,
+    sqlite_synchronous: str = "FULL",
 ) -> Store:
     """The store for ``url``: ``sqlite:///path``, ``postgresql://…`` or ``memory://``.
 
@@ -24,6 +25,8 @@ def open_store(
     PostgreSQL's fast path send that many concurrent wallet calls as one transaction.
     ``sqlite_fast_path`` runs SQLite's hot wallet calls as plain functions on its writer
     thread (store/sqlite_fastpath.py) instead of their generic use cases.
+    ``sqlite_synchronous`` is SQLite's ``PRAGMA synchronous`` (OFF, NORMAL, FULL or EXTRA);
+    any other value raises ValueError here, before anything is opened.
     """
     if url.startswith("memory:"):
         from gamewallet.store.memory import MemoryStore
@@ -32,7 +35,7 @@ def open_store(
     if url.startswith("sqlite:///"):
         from gamewallet.store.sqlite import SqliteStore
 
-        return SqliteStore(url, fast_path=sqlite_fast_path)
+        return SqliteStore(url, fast_path=sqlite_fast_path, synchronous=sqlite_synchronous)
     if url.startswith(("postgresql://", "postgres://")):
         # PostgresStore plus the one-round-trip fast path (migration 0005) when present.
         from gamewallet.store.pg_fastpath import FastPostgresStore

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import queue
 import sqlite3
 import threading
@@ -51,14 +53,31 @@ from gamewallet.store.rows import (
     settlement_from,
     to_json,
 )
+from gamewallet.store.sqlite_checkpoint import IDLE_S, INTERVAL_S, RESTART_FRAMES, WalCheckpointer
 from gamewallet.store.sqlite_fastpath import DECLINE, SqliteFastPath
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 #: How many queued use cases one database transaction may commit together.
 BATCH_MAX = 64
 #: Prepared statements kept by the writer's connection (sqlite3's default is 128).
 STATEMENT_CACHE = 512
+#: The values of ``PRAGMA synchronous`` (GAMEWALLET_SQLITE_SYNCHRONOUS).
+SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+#: Bytes a WAL file is cut back to when it starts over (``PRAGMA journal_size_limit``).
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+def synchronous_level(value: str) -> str:
+    """``value`` as one of SQLite's ``PRAGMA synchronous`` levels; anything else is refused."""
+    level = value.strip().upper()
+    if level not in SYNCHRONOUS_LEVELS:
+        raise ValueError(
+            f"SQLite synchronous must be one of {', '.join(SYNCHRONOUS_LEVELS)}, not {value!r}"
+        )
+    return level
 
 
 def path_of(url: str) -> str:
@@ -102,19 +121,32 @@ class SqliteStore:
         synchronous: str = "FULL",
         busy_timeout_ms: int = 10_000,
         fast_path: bool = True,
+        checkpoint_interval_s: float = INTERVAL_S,
+        wal_restart_frames: int = RESTART_FRAMES,
+        wal_idle_s: float = IDLE_S,
     ):
-        assert synchronous in {"FULL", "NORMAL", "EXTRA"}
         self.url = url
         #: Run fast offers (the seamless two-phase calls) as plain functions on the writer
         #: thread (store/sqlite_fastpath.py) instead of driving their generic use cases.
         self.fast_path = fast_path
         self.path = path_of(url)
-        self._synchronous = synchronous
+        self._synchronous = synchronous_level(synchronous)
         self._busy_timeout_ms = busy_timeout_ms
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._start_error: BaseException | None = None
+        self._new_checkpointer = functools.partial(
+            WalCheckpointer,
+            self.path,
+            interval_s=checkpoint_interval_s,
+            restart_frames=wal_restart_frames,
+            idle_s=wal_idle_s,
+        )
+        #: Checkpoints the WAL off the writer thread while started (none for ``:memory:``).
+        self.checkpointer: WalCheckpointer | None = None
+        #: The writer connection's PRAGMAs as SQLite reports them once it is open.
+        self.pragmas: dict[str, int] = {}
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -128,9 +160,19 @@ class SqliteStore:
         await asyncio.to_thread(self._started.wait)
         if self._start_error is not None:
             raise StoreError(f"cannot open the SQLite database: {self._start_error}")
+        if self.path != ":memory:":
+            self.checkpointer = self._new_checkpointer()
+            self.checkpointer.start()
 
     async def close(self) -> None:
-        """Finish queued work and close the connection."""
+        """Stop the checkpointer, finish queued work and close the connection.
+
+        The writer's connection closes last: SQLite checkpoints what is left and removes the
+        WAL file when no other connection (another process) has the database open.
+        """
+        if self.checkpointer is not None:
+            await asyncio.to_thread(self.checkpointer.stop)
+            self.checkpointer = None
         if self._thread is not None:
             self._queue.put(None)
             await asyncio.to_thread(self._thread.join)
@@ -165,6 +207,10 @@ class SqliteStore:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        # Checkpoints run on the checkpointer's thread (store/sqlite_checkpoint.py), never
+        # inside a commit of the writer; a WAL file that grew is cut back when it starts over.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         # Temporary b-trees in memory (costless for durability). The page cache keeps SQLite's
         # default of 2 MiB: a 32 MiB one grew the server's RSS by 25 MiB over the first
         # minute of a benchmark (the issue wants it flat) for no measured gain.
@@ -173,6 +219,10 @@ class SqliteStore:
         conn.execute("PRAGMA foreign_keys=ON")
         if self.path == ":memory:":
             _create_schema_in_memory(conn)
+        self.pragmas = {
+            name: int(conn.execute(f"PRAGMA {name}").fetchone()[0])
+            for name in ("synchronous", "wal_autocheckpoint", "journal_size_limit")
+        }
         return conn
 
     def _serve(self) -> None:
@@ -189,6 +239,9 @@ class SqliteStore:
         while not stopping:
             batch: list[_Job] = []
             job = self._queue.get()
+            checkpointer = self.checkpointer
+            if checkpointer is not None and checkpointer.restart_due:
+                self._restart_wal(conn, checkpointer)
             while job is not None:
                 batch.append(job)
                 if len(batch) >= BATCH_MAX:
@@ -202,6 +255,14 @@ class SqliteStore:
             if batch:
                 self._run_batch(conn, executor, fast, batch)
         conn.close()
+
+    def _restart_wal(self, conn: sqlite3.Connection, checkpointer: WalCheckpointer) -> None:
+        # The WAL outgrew the checkpointer's bound: start it over before the next batch
+        # (store/sqlite_checkpoint.py). A failure leaves the WAL as it was; batches go on.
+        try:
+            checkpointer.restart(conn, self._busy_timeout_ms)
+        except sqlite3.Error:
+            log.exception("the SQLite WAL could not be started over")
 
     def _run_batch(
         self,

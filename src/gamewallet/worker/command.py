@@ -23,7 +23,9 @@ from gamewallet.worker.build import build_worker, check_settings
 
 
 async def _main(settings: Settings, once: bool, batch: int | None) -> dict[str, object] | None:
-    store = open_store(settings.database_url, pool_size=2)
+    store = open_store(
+        settings.database_url, pool_size=2, sqlite_synchronous=settings.sqlite_synchronous
+    )
     await store.start()
     bundle = build_worker(store, SystemClock(), settings, batch_size=batch)
     try:

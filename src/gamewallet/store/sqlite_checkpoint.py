@@ -1,0 +1,153 @@
+"""The WAL checkpointer of the SQLite store: its own thread and its own connection.
+
+SQLite's default is to checkpoint inside the connection that commits, every 1000 WAL pages:
+on a large database that copies scattered pages back into the main file and fsyncs it while
+the writer thread, and with it every queued wallet call, waits. The store turns that off on
+its writer connection (``PRAGMA wal_autocheckpoint=0``) and runs this checkpointer instead.
+
+How it keeps the WAL bounded:
+
+- every ``interval_s`` it reads ``PRAGMA data_version``, which changes whenever any
+  connection (this process's writer, another server process, the CLI, the worker) has
+  committed; after a change it runs ``wal_checkpoint(PASSIVE)``, which copies what it can
+  without taking a lock that the writer needs. Once everything is copied, the writer's next
+  transaction starts the WAL file over from its beginning, so the file stops growing;
+- the WAL only starts over when a checkpoint has copied everything before the writer commits
+  again, which a busy writer rarely allows (and a checkpoint that waits for the write lock
+  rarely gets it from a writer that begins its next batch at once). So when a checkpoint finds
+  more than ``restart_frames`` pages in the WAL, it sets :attr:`WalCheckpointer.restart_due`,
+  and the writer thread, between two batches, runs :meth:`WalCheckpointer.restart` on its own
+  connection: ``wal_checkpoint(RESTART)`` copies the few pages PASSIVE left and starts the WAL
+  over. The writer pauses briefly once per ``restart_frames`` pages instead of the file growing
+  without bound;
+- after ``idle_s`` without commits it runs ``wal_checkpoint(TRUNCATE)`` once, so an idle
+  database leaves an empty WAL file behind.
+
+RESTART and TRUNCATE wait on readers and the writer for at most ``busy_timeout_ms`` (short)
+and then fall back to what PASSIVE does, so a long reader (an audit) never blocks the writer
+for long; a reader that holds an old snapshot keeps the WAL from being reset until it ends,
+as with SQLite's own checkpoints.
+
+Durability is unchanged: a checkpoint only copies pages that are already committed (and
+fsynced, per ``synchronous``) in the WAL into the database file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: How often the checkpointer looks for new commits.
+INTERVAL_S = 0.1
+#: WAL pages past which a checkpoint takes the write lock to start the WAL over.
+RESTART_FRAMES = 16_384
+#: Without commits for this long, the WAL file is truncated to zero bytes.
+IDLE_S = 2.0
+#: How long RESTART/TRUNCATE wait on the writer and readers before giving up for this round.
+BUSY_TIMEOUT_MS = 100
+
+
+class WalCheckpointer:
+    """Checkpoints the WAL of the database at ``path`` from a thread of its own."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        interval_s: float = INTERVAL_S,
+        restart_frames: int = RESTART_FRAMES,
+        idle_s: float = IDLE_S,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    ) -> None:
+        self.path = path
+        self.interval_s = interval_s
+        self.restart_frames = restart_frames
+        self.idle_s = idle_s
+        self.busy_timeout_ms = busy_timeout_ms
+        #: Checkpoints run so far by mode (for tests and diagnostics).
+        self.runs: dict[str, int] = {"PASSIVE": 0, "RESTART": 0, "TRUNCATE": 0}
+        #: Pages in the WAL after the last checkpoint (-1 before the first).
+        self.wal_frames = -1
+        #: Set here when the WAL has grown past ``restart_frames``; the writer thread then calls
+        #: :meth:`restart` between two batches (a plain attribute: read once per batch).
+        self.restart_due = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Open the connection and start the thread (raises if the file cannot be opened)."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        self._thread = threading.Thread(
+            target=self._serve, args=(conn,), name="gamewallet-sqlite-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and close its connection (a checkpoint under way finishes first)."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+
+    def _serve(self, conn: sqlite3.Connection) -> None:
+        try:
+            seen = _data_version(conn)
+            last_commit = time.monotonic()
+            truncated = False
+            while not self._stop.wait(self.interval_s):
+                version = _data_version(conn)
+                if version != seen:
+                    seen, last_commit, truncated = version, time.monotonic(), False
+                    if self._checkpoint(conn, "PASSIVE") > self.restart_frames:
+                        self.restart_due = True
+                elif not truncated and time.monotonic() - last_commit >= self.idle_s:
+                    self._checkpoint(conn, "TRUNCATE")
+                    truncated = True
+        except sqlite3.Error:
+            # The store goes on without checkpoints in this process; SQLite still checkpoints
+            # when the last connection closes, and another process's checkpointer may run.
+            log.exception("the SQLite WAL checkpointer stopped")
+        finally:
+            conn.close()
+
+    def restart(self, conn: sqlite3.Connection, writer_busy_timeout_ms: int) -> None:
+        """On the writer thread, between batches: copy what is left and start the WAL over.
+
+        ``conn`` is the writer's connection, idle; it waits on readers for the checkpointer's
+        short busy timeout only (then it does what PASSIVE does), and gets its own back.
+        """
+        self.restart_due = False
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        try:
+            self._checkpoint(conn, "RESTART")
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={int(writer_busy_timeout_ms)}")
+
+    def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> int:
+        """Run one checkpoint; the pages in the WAL it found (copied or not)."""
+        row = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        self.runs[mode] += 1
+        # (busy, pages in the WAL, pages copied); -1s when the database is not in WAL mode.
+        _busy, frames, copied = row
+        self.wal_frames = max(int(frames), 0)
+        log.debug("WAL checkpoint %s: %s pages, %s copied, busy %s", mode, frames, copied, _busy)
+        return self.wal_frames
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA data_version").fetchone()
+    return int(row[0])
+
+
+def wal_size(path: str) -> int:
+    """The size of the WAL file of ``path`` in bytes (0 when there is none)."""
+    with contextlib.suppress(FileNotFoundError):
+        return Path(path + "-wal").stat().st_size
+    return 0

@@ -1,0 +1,256 @@
+"""The SQLite store's WAL checkpointer and its ``synchronous`` setting, on real files.
+
+The writer connection never checkpoints (``wal_autocheckpoint=0``); the checkpointer thread
+must keep the WAL bounded under a stream of commits, truncate it when idle, stop with the store,
+and never lose or hide a committed row from other connections and processes reading the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from gamewallet.settings import Settings
+from gamewallet.store import open_store, ops
+from gamewallet.store.port import do
+from gamewallet.store.sqlite import SqliteStore
+from gamewallet.store.sqlite_checkpoint import wal_size
+
+PAGE = 4096
+#: A value of about half a page: every committed row dirties at least one fresh page.
+VALUE = "v" * 2000
+
+
+async def write_batch(store: SqliteStore, prefix: str, n: int = 32) -> None:
+    """``n`` rows written concurrently, so the writer commits them as one group."""
+    calls = [store.run(do(ops.SetMetaIfAbsent(f"{prefix}-{i}", VALUE))) for i in range(n)]
+    assert await asyncio.gather(*calls) == [VALUE] * n
+
+
+async def checkpointed(store: SqliteStore, mode: str, before: int) -> None:
+    """Wait (bounded) until the checkpointer has run ``mode`` more than ``before`` times."""
+    assert store.checkpointer is not None
+    for _ in range(1000):
+        if store.checkpointer.runs[mode] > before:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no {mode} checkpoint ran: {store.checkpointer.runs}")
+
+
+def count_rows(path: Path, prefix: str) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        (n,) = conn.execute(
+            "SELECT count(*) FROM meta WHERE key LIKE ?", (prefix + "%",)
+        ).fetchone()
+        return int(n)
+    finally:
+        conn.close()
+
+
+def checkpointer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "gamewallet-sqlite-checkpoint"]
+
+
+# --- synchronous -----------------------------------------------------------------------
+
+LEVELS = {"OFF": 0, "NORMAL": 1, "FULL": 2, "EXTRA": 3}
+
+
+@pytest.mark.parametrize("level", ["OFF", "normal", "FULL", "Extra"])
+async def test_the_configured_synchronous_is_in_effect(tmp_path: Path, level: str) -> None:
+    settings = Settings.from_env({"GAMEWALLET_SQLITE_SYNCHRONOUS": level})
+    store = open_store(
+        f"sqlite:///{tmp_path}/gw.db", sqlite_synchronous=settings.sqlite_synchronous
+    )
+    assert isinstance(store, SqliteStore)
+    await store.start()
+    try:
+        assert store.pragmas["synchronous"] == LEVELS[level.upper()]
+        assert store.pragmas["wal_autocheckpoint"] == 0
+    finally:
+        await store.close()
+
+
+def test_the_default_is_full(tmp_path: Path) -> None:
+    store = open_store(
+        f"sqlite:///{tmp_path}/gw.db", sqlite_synchronous=Settings().sqlite_synchronous
+    )
+    assert isinstance(store, SqliteStore)
+    assert store._synchronous == "FULL"
+
+
+@pytest.mark.parametrize("value", ["", "2", "ON", "FULL;", "normal sync"])
+def test_an_unknown_synchronous_is_refused_before_anything_opens(
+    tmp_path: Path, value: str
+) -> None:
+    with pytest.raises(ValueError, match="OFF, NORMAL, FULL, EXTRA"):
+        open_store(f"sqlite:///{tmp_path}/gw.db", sqlite_synchronous=value)
+    assert not (tmp_path / "gw.db").exists()
+
+
+def test_the_server_refuses_an_unknown_synchronous_at_start(tmp_path: Path) -> None:
+    env = {"GAMEWALLET_DATABASE_URL": f"sqlite:///{tmp_path}/gw.db"}
+    code = "from gamewallet.app import app_factory; app_factory()"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "GAMEWALLET_SQLITE_SYNCHRONOUS": "SOMETIMES", "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "SQLite synchronous must be one of OFF, NORMAL, FULL, EXTRA" in done.stderr
+
+
+# --- the checkpointer -------------------------------------------------------------------
+
+
+async def test_the_wal_stays_bounded_under_a_stream_of_commits(tmp_path: Path) -> None:
+    path = tmp_path / "gw.db"
+    store = SqliteStore(
+        f"sqlite:///{path}", synchronous="NORMAL", checkpoint_interval_s=0.01, wal_restart_frames=64
+    )
+    await store.start()
+    try:
+        assert store.checkpointer is not None
+        for round_ in range(40):
+            runs = store.checkpointer.runs["PASSIVE"]
+            await write_batch(store, f"r{round_}")
+            await checkpointed(store, "PASSIVE", runs)
+        written = 40 * 32 * len(VALUE)
+        # Without checkpoints the WAL would hold every page written (> 2.5 MB); with them it
+        # starts over after each batch and never holds much more than one batch.
+        assert wal_size(str(path)) < 200 * PAGE < written
+        assert count_rows(path, "r") == 40 * 32
+    finally:
+        await store.close()
+
+
+async def test_a_busy_writer_cannot_outgrow_the_restart_bound(tmp_path: Path) -> None:
+    path = tmp_path / "gw.db"
+    store = SqliteStore(
+        f"sqlite:///{path}", synchronous="OFF", checkpoint_interval_s=0.01, wal_restart_frames=64
+    )
+    await store.start()
+    try:
+        # No pause between batches: the writer is (nearly) always in a transaction, so the WAL
+        # only starts over when the checkpointer forces it.
+        assert store.checkpointer is not None
+        rounds = 0
+        while rounds < 300 or store.checkpointer.runs["RESTART"] == 0:
+            await write_batch(store, f"s{rounds}")
+            rounds += 1
+            assert rounds < 3000, store.checkpointer.runs
+        written = rounds * 32 * len(VALUE)  # 19 MB or more
+        # The file's size is the WAL's high-water mark: the pages written between two
+        # checkpoints at most, which is far from everything written.
+        assert wal_size(str(path)) < written / 4
+        assert count_rows(path, "s") == rounds * 32
+    finally:
+        await store.close()
+
+
+async def test_an_idle_wal_is_truncated(tmp_path: Path) -> None:
+    path = tmp_path / "gw.db"
+    store = SqliteStore(f"sqlite:///{path}", checkpoint_interval_s=0.01, wal_idle_s=0.05)
+    await store.start()
+    try:
+        assert store.checkpointer is not None
+        await write_batch(store, "idle")
+        assert wal_size(str(path)) > 0
+        await checkpointed(store, "TRUNCATE", store.checkpointer.runs["TRUNCATE"])
+        assert wal_size(str(path)) == 0
+        assert count_rows(path, "idle") == 32
+    finally:
+        await store.close()
+
+
+async def test_close_stops_the_checkpointer_and_keeps_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "gw.db"
+    url = f"sqlite:///{path}"
+    before = len(checkpointer_threads())
+    store = SqliteStore(url, checkpoint_interval_s=0.01)
+    await store.start()
+    assert len(checkpointer_threads()) == before + 1
+    for round_ in range(10):
+        await write_batch(store, f"c{round_}")
+    await store.close()
+    assert len(checkpointer_threads()) == before
+    assert store.checkpointer is None
+    # The last connection closed: SQLite copied the rest into the file and removed the WAL.
+    assert wal_size(str(path)) == 0  # (and the file is gone)
+
+    again = SqliteStore(url)
+    await again.start()
+    try:
+        for round_ in range(10):
+            for i in range(32):
+                assert await again.run(do(ops.GetMeta(f"c{round_}-{i}"))) == VALUE
+    finally:
+        await again.close()
+
+
+READER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], timeout=10)
+last = 0
+for _ in range(int(sys.argv[2])):
+    # One read transaction: the count and the newest row agree (a consistent snapshot).
+    conn.execute("BEGIN")
+    (n,) = conn.execute("SELECT count(*) FROM meta WHERE key LIKE 'p%'").fetchone()
+    rows = conn.execute("SELECT value FROM meta WHERE key LIKE 'p%'").fetchall()
+    conn.execute("COMMIT")
+    assert len(rows) == n and all(v == "v" * 2000 for (v,) in rows), n
+    assert n >= last, (n, last)
+    last = n
+print(last)
+"""
+
+
+async def test_readers_in_another_process_and_connection_see_consistent_data(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gw.db"
+    store = SqliteStore(
+        f"sqlite:///{path}", synchronous="NORMAL", checkpoint_interval_s=0.01, wal_restart_frames=64
+    )
+    await store.start()
+    reader = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        READER,
+        str(path),
+        "300",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    # A connection of this process holds a snapshot for a while: the WAL cannot start over
+    # past it, and nothing it reads may change under it.
+    held = sqlite3.connect(path, check_same_thread=False)
+    try:
+        held.execute("BEGIN")
+        (seen,) = held.execute("SELECT count(*) FROM meta WHERE key LIKE 'p%'").fetchone()
+        for round_ in range(30):
+            await write_batch(store, f"p{round_}")
+            if round_ == 15:
+                (still,) = held.execute("SELECT count(*) FROM meta WHERE key LIKE 'p%'").fetchone()
+                assert still == seen
+                held.execute("COMMIT")
+        out, err = await asyncio.wait_for(reader.communicate(), 120)
+        assert reader.returncode == 0, err.decode()
+        assert 0 <= int(out) <= 30 * 32
+        assert count_rows(path, "p") == 30 * 32
+    finally:
+        held.close()
+        if reader.returncode is None:
+            reader.kill()
+            await reader.wait()
+        await store.close()
