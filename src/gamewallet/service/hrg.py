@@ -220,10 +220,21 @@ def _offer(
     now_ms: int,
     render: Render,
 ) -> UseCase[bytes]:
-    def render_split(cash: int, free: int, after_cash: int, after_free: int, cur: str) -> bytes:
+    # The call's own values are arguments, not captured, so that the fast path's template
+    # cache knows this renderer again on the next call (service.fastpath._Behaviour).
+    def render_transfer(
+        code: str,
+        user: str,
+        at_ms: int,
+        cash: int,
+        free: int,
+        after_cash: int,
+        after_free: int,
+        cur: str,
+    ) -> bytes:
         return render(
-            Transfer(request.transaction_code, request.user_id, cur, kind, cash, free,
-                     after_cash - cash, after_free - free, after_cash, after_free, now_ms)
+            Transfer(code, user, cur, kind, cash, free, after_cash - cash, after_free - free,
+                     after_cash, after_free, at_ms)
         )  # fmt: skip
 
     return fastpath.hrg_offer(
@@ -239,9 +250,14 @@ def _offer(
         now_ms=now_ms,
         max_amount_minor=max_amount_minor(client),
         max_balance_minor=MAX_MINOR,
-        render_split=render_split,
-        money=lambda minor: format_minor(minor, min_fraction_digits=1),
+        render=render_transfer,
+        money=_money,
     )
+
+
+def _money(minor: int) -> str:
+    """An amount as HRG writes it (what the fast path's templates are checked against)."""
+    return format_minor(minor, min_fraction_digits=1)
 
 
 def _withdraw(

@@ -172,7 +172,15 @@ def call_fingerprint(call: WalletCall, player_id: int) -> str:
     player), amount and currency. Free texts (txDescription, rollbackReason) are left out,
     so a retry that words its reason differently is still a retry.
     """
-    return fingerprint(call.endpoint, player_id, call.amount_minor, call.currency)
+    return request_fingerprint(call.endpoint, player_id, call.amount_minor, call.currency)
+
+
+def request_fingerprint(
+    endpoint: str, player_id: int, amount_minor: int | None, currency: str | None
+) -> str:
+    """:func:`call_fingerprint` from its parts (the fast path's template is checked and cached
+    against this one function)."""
+    return fingerprint(endpoint, player_id, amount_minor, currency)
 
 
 def wallet_call(call: WalletCall, now_ms: int, retention_s: int, render: Render) -> UseCase[bytes]:
@@ -198,8 +206,9 @@ def wallet_call(call: WalletCall, now_ms: int, retention_s: int, render: Render)
         retention_s=retention_s,
         limits=limits,
         note=_note(call),
-        render_balance=lambda balance, currency: render(Outcome(call.ext_id, balance, currency)),
-        fingerprint_of=lambda player_id: call_fingerprint(call, player_id),
+        # Captures only ``render``, so the fast path's template cache knows it again.
+        render=lambda ext_id, balance, currency: render(Outcome(ext_id, balance, currency)),
+        fingerprint=request_fingerprint,
     )
 
 
