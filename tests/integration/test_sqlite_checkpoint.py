@@ -19,7 +19,7 @@ import pytest
 from gamewallet.settings import Settings
 from gamewallet.store import open_store, ops
 from gamewallet.store.port import do
-from gamewallet.store.sqlite import SqliteStore
+from gamewallet.store.sqlite import CACHE_MAX_KIB, SqliteStore, cache_kib
 from gamewallet.store.sqlite_checkpoint import wal_size
 
 PAGE = 4096
@@ -253,4 +253,23 @@ async def test_readers_in_another_process_and_connection_see_consistent_data(
         if reader.returncode is None:
             reader.kill()
             await reader.wait()
+        await store.close()
+
+
+# --- the page cache ------------------------------------------------------------------------
+
+
+def test_the_page_cache_follows_the_size_of_the_database() -> None:
+    assert cache_kib(0) == 2000  # SQLite's default: a small database's RSS stays as it was
+    assert cache_kib(100 * 2**20) == 2000
+    assert cache_kib(1 * 2**30) == 4096  # about 1/256 of the file
+    assert cache_kib(5 * 10**9) == CACHE_MAX_KIB
+
+
+async def test_a_new_database_gets_the_default_page_cache(tmp_path: Path) -> None:
+    store = SqliteStore(f"sqlite:///{tmp_path}/gw.db")
+    await store.start()
+    try:
+        assert store.pragmas["cache_size"] == -2000
+    finally:
         await store.close()

@@ -64,10 +64,24 @@ log = logging.getLogger(__name__)
 BATCH_MAX = 64
 #: Prepared statements kept by the writer's connection (sqlite3's default is 128).
 STATEMENT_CACHE = 512
+#: The largest page cache of the writer's connection, in KiB (see cache_kib).
+CACHE_MAX_KIB = 16 * 1024
 #: The values of ``PRAGMA synchronous`` (GAMEWALLET_SQLITE_SYNCHRONOUS).
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 #: Bytes a WAL file is cut back to when it starts over (``PRAGMA journal_size_limit``).
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+def cache_kib(file_bytes: int) -> int:
+    """The writer's page cache in KiB for a database file of ``file_bytes`` at start.
+
+    About the interior pages of its b-trees (a leaf's fanout is ~100-250 keys, so ~1/256 of
+    the file): random keys in a big database then cost one leaf read each, not a walk from
+    the root. Never below SQLite's default (2000 KiB, so small databases keep their flat RSS)
+    nor above CACHE_MAX_KIB. On the 4.8 GB benchmark database (scenario 7), 16 MiB took the
+    server's CPU per call from 1.33x to 1.16x of the small database's (docs/performance.md).
+    """
+    return max(2000, min(file_bytes // 256 // 1024, CACHE_MAX_KIB))
 
 
 def synchronous_level(value: str) -> str:
@@ -211,17 +225,19 @@ class SqliteStore:
         # inside a commit of the writer; a WAL file that grew is cut back when it starts over.
         conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
-        # Temporary b-trees in memory (costless for durability). The page cache keeps SQLite's
-        # default of 2 MiB: a 32 MiB one grew the server's RSS by 25 MiB over the first
-        # minute of a benchmark (the issue wants it flat) for no measured gain.
+        # Temporary b-trees in memory (costless for durability). The page cache: see
+        # cache_kib (a fixed 32 MiB grew the server's RSS by 25 MiB over the first minute of
+        # a benchmark on a small database, for no measured gain there).
         conn.execute("PRAGMA temp_store=MEMORY")
+        if self.path != ":memory:":
+            conn.execute(f"PRAGMA cache_size=-{cache_kib(Path(self.path).stat().st_size)}")
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys=ON")
         if self.path == ":memory:":
             _create_schema_in_memory(conn)
         self.pragmas = {
             name: int(conn.execute(f"PRAGMA {name}").fetchone()[0])
-            for name in ("synchronous", "wal_autocheckpoint", "journal_size_limit")
+            for name in ("synchronous", "wal_autocheckpoint", "journal_size_limit", "cache_size")
         }
         return conn
 
