@@ -7,6 +7,10 @@ refused or failed use case rolls back alone while the others commit together (gr
 commit). Results are handed back to the event loop only after COMMIT returns, so nothing is
 acknowledged before it is durable (``synchronous=FULL`` by default).
 
+WAL checkpoints never run inside the writer's COMMIT (``wal_autocheckpoint=0``): a
+checkpointer thread with its own connection does them (store/sqlite_checkpoint.py), and the
+writer only starts the WAL over between two batches when it has grown past its bound.
+
 The schema is applied by Alembic at :meth:`SqliteStore.start`.
 """
 
