@@ -19,52 +19,26 @@ from typing import Any
 import asyncpg
 import pytest
 from tests.integration.batch_rounds import check_round, group_commit_store, player_key
+from tests.integration.hrg_calls import (
+    CURRENCY,
+    STEPS,
+    USERS,
+    answer,
+    random_call,
+)
 
-from gamewallet.core.errors import WalletError
 from gamewallet.core.money import format_minor
-from gamewallet.protocols.hrg import schemas
-from gamewallet.protocols.hrg.routes import _ok
 from gamewallet.service import admin, hrg
 from gamewallet.service.common import FakeClock
 from gamewallet.store import migrate, pg_fastpath
 from gamewallet.store.pg_fastpath import FastPostgresStore
 from gamewallet.store.records import ClientRecord
 
-USERS = ("u0", "u1", "u2")
-CURRENCY = "THB"
-STEPS = 400
-AMOUNTS = (0, 10_000, 25_000, 1_000_000, 90_000_000)  # the last is over max_amount
-
 
 @dataclass
 class Agent:
     store: FastPostgresStore
     client: ClientRecord
-
-
-def _render(client: ClientRecord, kind: str) -> hrg.Render:
-    def render(t: hrg.Transfer) -> bytes:
-        if kind == hrg.KIND_WITHDRAW:
-            out: Any = schemas.HrgWithdrawData(
-                client.name,
-                t.user_id,
-                t.currency,
-                schemas.money(t.total_minor),
-                schemas.money(t.after_cash_minor),
-                schemas.money(t.after_free_minor),
-            )
-            return _ok(out, schemas.HrgWithdrawReply)
-        out = schemas.HrgDepositData(
-            client.name,
-            t.user_id,
-            t.currency,
-            schemas.money(t.total_minor),
-            schemas.money(t.after_cash_minor),
-            schemas.money(t.after_free_minor),
-        )
-        return _ok(out, schemas.HrgDepositReply)
-
-    return render
 
 
 async def _agent(store: FastPostgresStore, name: str, clock: FakeClock) -> Agent:
@@ -92,48 +66,6 @@ async def agents(pg_url: str) -> AsyncIterator[tuple[Agent, Agent, FakeClock]]:
     finally:
         await fast.close()
         await slow.close()
-
-
-async def _answer(agent: Agent, call: dict[str, Any], now_ms: int) -> tuple[Any, ...]:
-    render = _render(agent.client, call["kind"])
-    if call["kind"] == hrg.KIND_WITHDRAW:
-        use_case = hrg.withdraw(
-            agent.client,
-            hrg.WithdrawRequest(
-                call["user"], call["code"], call["all"], call["cash"], call["free"]
-            ),
-            now_ms,
-            render,
-        )
-    else:
-        use_case = hrg.deposit(
-            agent.client,
-            hrg.DepositRequest(call["user"], call["code"], call["cash"], call["free"]),
-            now_ms,
-            render,
-        )
-    try:
-        return ("ok", await agent.store.run(use_case))
-    except WalletError as exc:
-        return ("error", exc.code.name, exc.detail)
-
-
-def _random_call(rng: random.Random, used: list[dict[str, Any]]) -> dict[str, Any]:
-    if used and rng.random() < 0.15:
-        return dict(rng.choice(used))  # an identical repeat
-    kind = rng.choice([hrg.KIND_DEPOSIT, hrg.KIND_WITHDRAW])
-    all_buckets = kind == hrg.KIND_WITHDRAW and rng.random() < 0.15
-    cash, free = rng.choice(AMOUNTS), rng.choice(AMOUNTS[:3])
-    if not all_buckets and not (cash or free):
-        cash = 10_000
-    return {
-        "kind": kind,
-        "user": rng.choice([*USERS, "ghost"]) if rng.random() < 0.05 else rng.choice(USERS),
-        "code": f"c{rng.randrange(300)}" if rng.random() < 0.9 else f"c{rng.randrange(5)}",
-        "all": all_buckets,
-        "cash": 0 if all_buckets else cash,
-        "free": 0 if all_buckets else free,
-    }
 
 
 async def _state(agent: Agent) -> dict[str, Any]:
@@ -197,10 +129,10 @@ async def test_random_transfers_answer_alike(
     outcomes: set[str] = set()
     for step in range(STEPS):
         clock.advance(1)
-        call = _random_call(rng, used)
+        call = random_call(rng, used)
         used.append(call)
-        got_fast = await _answer(fast, call, clock.now_ms())
-        got_slow = await _answer(slow, call, clock.now_ms())
+        got_fast = await answer(fast, call, clock.now_ms())
+        got_slow = await answer(slow, call, clock.now_ms())
         assert _same(got_fast, got_slow), f"step {step}: {call}: {got_fast} / {got_slow}"
         outcomes.add("ok" if got_fast[0] == "ok" else str(got_fast[1]))
     assert len(taken) >= STEPS - 10, "the fast store must have used its function"
@@ -233,14 +165,14 @@ async def test_concurrent_rounds_through_group_commit_answer_alike(
 
         for _ in range(STEPS // 4):
             clock.advance(1)
-            calls = [_random_call(rng, used) for _ in range(rng.randint(1, 8))]
+            calls = [random_call(rng, used) for _ in range(rng.randint(1, 8))]
             used.extend(calls)
             now = clock.now_ms()
             got = await check_round(
                 batching,
                 calls,
-                lambda call: _answer(fast, call, now),  # noqa: B023 - awaited in this round
-                lambda call: _answer(slow, call, now),  # noqa: B023
+                lambda call: answer(fast, call, now),  # noqa: B023 - awaited in this round
+                lambda call: answer(slow, call, now),  # noqa: B023
                 key,
                 _same,
             )
@@ -256,16 +188,16 @@ async def test_a_replay_after_the_purge_is_rebuilt_from_the_operation(
     fast, slow, clock = agents
     call = {"kind": hrg.KIND_WITHDRAW, "user": "u1", "code": "p1", "all": False}
     call |= {"cash": 30_000, "free": 20_000}
-    first = [await _answer(a, call, clock.now_ms()) for a in (fast, slow)]
+    first = [await answer(a, call, clock.now_ms()) for a in (fast, slow)]
     for agent in (fast, slow):
         pool = agent.store._pool
         assert pool is not None
         await pool.execute("DELETE FROM idempotency WHERE client_id = $1", agent.client.id)
-    again = [await _answer(a, call, clock.now_ms()) for a in (fast, slow)]
+    again = [await answer(a, call, clock.now_ms()) for a in (fast, slow)]
     assert first[0] == again[0]
     assert _same(again[0], again[1])
     other = {**call, "cash": 40_000}
-    assert await _answer(fast, other, clock.now_ms()) == (
+    assert await answer(fast, other, clock.now_ms()) == (
         "error",
         "ID_REUSED",
         "transaction id reused with different content",

@@ -17,21 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.hrg_calls import (
+    CURRENCY,
+    STEPS,
+    USERS,
+    answer,
+    random_call,
+)
 from tests.integration.sqlite_twins import dump, with_shards
 
-from gamewallet.core.errors import WalletError
-from gamewallet.protocols.hrg import schemas
-from gamewallet.protocols.hrg.routes import _ok
 from gamewallet.service import admin, hrg
 from gamewallet.service.common import FakeClock
 from gamewallet.store import sqlite_fastpath
 from gamewallet.store.records import ClientRecord
 from gamewallet.store.sqlite import SqliteStore
-
-USERS = ("u0", "u1", "u2")
-CURRENCY = "THB"
-STEPS = 400
-AMOUNTS = (0, 10_000, 25_000, 1_000_000, 90_000_000)  # the last is over max_amount
 
 
 @dataclass
@@ -39,23 +38,6 @@ class Agent:
     store: SqliteStore
     path: Path
     client: ClientRecord
-
-
-def _render(client: ClientRecord, kind: str) -> hrg.Render:
-    def render(t: hrg.Transfer) -> bytes:
-        data = schemas.HrgWithdrawData if kind == hrg.KIND_WITHDRAW else schemas.HrgDepositData
-        reply = schemas.HrgWithdrawReply if kind == hrg.KIND_WITHDRAW else schemas.HrgDepositReply
-        out: Any = data(
-            client.name,
-            t.user_id,
-            t.currency,
-            schemas.money(t.total_minor),
-            schemas.money(t.after_cash_minor),
-            schemas.money(t.after_free_minor),
-        )
-        return _ok(out, reply)
-
-    return render
 
 
 async def _agent(path: Path, fast: bool, clock: FakeClock, shards: int) -> Agent:
@@ -86,40 +68,6 @@ async def agents(
         await slow.store.close()
 
 
-async def _answer(agent: Agent, call: dict[str, Any], now_ms: int) -> tuple[Any, ...]:
-    render = _render(agent.client, call["kind"])
-    if call["kind"] == hrg.KIND_WITHDRAW:
-        request = hrg.WithdrawRequest(
-            call["user"], call["code"], call["all"], call["cash"], call["free"]
-        )
-        use_case = hrg.withdraw(agent.client, request, now_ms, render)
-    else:
-        deposit = hrg.DepositRequest(call["user"], call["code"], call["cash"], call["free"])
-        use_case = hrg.deposit(agent.client, deposit, now_ms, render)
-    try:
-        return ("ok", await agent.store.run(use_case))
-    except WalletError as exc:
-        return ("error", exc.code.name, exc.detail)
-
-
-def _random_call(rng: random.Random, used: list[dict[str, Any]]) -> dict[str, Any]:
-    if used and rng.random() < 0.15:
-        return dict(rng.choice(used))  # an identical repeat
-    kind = rng.choice([hrg.KIND_DEPOSIT, hrg.KIND_WITHDRAW])
-    all_buckets = kind == hrg.KIND_WITHDRAW and rng.random() < 0.15
-    cash, free = rng.choice(AMOUNTS), rng.choice(AMOUNTS[:3])
-    if not all_buckets and not (cash or free):
-        cash = 10_000
-    return {
-        "kind": kind,
-        "user": rng.choice([*USERS, "ghost"]) if rng.random() < 0.05 else rng.choice(USERS),
-        "code": f"c{rng.randrange(300)}" if rng.random() < 0.9 else f"c{rng.randrange(5)}",
-        "all": all_buckets,
-        "cash": 0 if all_buckets else cash,
-        "free": 0 if all_buckets else free,
-    }
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 async def test_random_transfers_answer_and_write_alike(
     agents: tuple[Agent, Agent, FakeClock], seed: int, monkeypatch: pytest.MonkeyPatch
@@ -138,10 +86,10 @@ async def test_random_transfers_answer_and_write_alike(
     outcomes: set[str] = set()
     for step in range(STEPS):
         clock.advance(1)
-        call = _random_call(rng, used)
+        call = random_call(rng, used)
         used.append(call)
-        got_fast = await _answer(fast, call, clock.now_ms())
-        got_slow = await _answer(slow, call, clock.now_ms())
+        got_fast = await answer(fast, call, clock.now_ms())
+        got_slow = await answer(slow, call, clock.now_ms())
         assert got_fast == got_slow, f"step {step}: {call}"
         outcomes.add("ok" if got_fast[0] == "ok" else str(got_fast[1]))
         if step % 20 == 0:  # rows, not only answers: a later generic call could mask a gap
@@ -165,18 +113,18 @@ async def test_a_replay_after_the_purge_is_rebuilt_from_the_operation(
     fast, slow, clock = agents
     call = {"kind": hrg.KIND_WITHDRAW, "user": "u1", "code": "p1", "all": False}
     call |= {"cash": 30_000, "free": 20_000}
-    first = [await _answer(a, call, clock.now_ms()) for a in (fast, slow)]
+    first = [await answer(a, call, clock.now_ms()) for a in (fast, slow)]
     for agent in (fast, slow):
         side = sqlite3.connect(agent.path)
         with side:
             side.execute("DELETE FROM idempotency WHERE client_id = ?", (agent.client.id,))
         side.close()
-    again = [await _answer(a, call, clock.now_ms()) for a in (fast, slow)]
+    again = [await answer(a, call, clock.now_ms()) for a in (fast, slow)]
     assert first[0] == again[0] == again[1] == first[1]
     assert first[0][0] == "ok"
     other = {**call, "cash": 40_000}
-    assert await _answer(fast, other, clock.now_ms()) == await _answer(slow, other, clock.now_ms())
-    assert (await _answer(fast, other, clock.now_ms()))[1] == "ID_REUSED"
+    assert await answer(fast, other, clock.now_ms()) == await answer(slow, other, clock.now_ms())
+    assert (await answer(fast, other, clock.now_ms()))[1] == "ID_REUSED"
 
 
 async def test_the_credit_limit_is_reached_exactly_not_passed(
@@ -188,7 +136,7 @@ async def test_the_credit_limit_is_reached_exactly_not_passed(
     over = {**deposit, "code": "over", "cash": 200_001}
     exact = {**deposit, "code": "exact", "cash": 200_000}
     for call, expected in ((over, "error"), (exact, "ok"), ({**over, "code": "more"}, "error")):
-        got = [await _answer(a, call, clock.now_ms()) for a in (fast, slow)]
+        got = [await answer(a, call, clock.now_ms()) for a in (fast, slow)]
         assert got[0] == got[1]
         assert got[0][0] == expected, (call, got[0])
     assert dump(fast.path) == dump(slow.path)
