@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import ipaddress
 import json
 import math
@@ -407,6 +408,12 @@ async def main_async(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str
         built = [list(_take(plan.lane(i), per_lane)) for i in range(args.connections)]
         warm = [iter(lane[:warm_per_lane]) for lane in built]
         lanes = [iter(lane[warm_per_lane:]) for lane in built]
+    # The load generator's own collector must not pause it in the middle of the run (a pause
+    # here would be counted as the server's latency): what was built is frozen, and young
+    # collections are made rare, as the server does (gamewallet.runtime).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     if args.warmup_requests:
         await run_lanes(args.port, warm, max_requests=args.warmup_requests, duration_s=30)
     cpu = CpuWindow(args.server_pid, args.database_cpu)

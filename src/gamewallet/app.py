@@ -34,6 +34,7 @@ from gamewallet.protocols.lane import LaneHandler, install_lane
 from gamewallet.protocols.seamless.lane import lane_routes as seamless_lane
 from gamewallet.protocols.seamless.routes import SeamlessApi
 from gamewallet.protocols.seamless.routes import build_router as seamless_router
+from gamewallet.runtime import freeze_after_startup, tune_gc
 from gamewallet.service.context import Services
 from gamewallet.settings import Settings
 from gamewallet.store import open_store
@@ -47,14 +48,19 @@ def create_app(
     manage_store: bool = True,
     run_worker: bool = False,
     fast_lane: bool | None = None,
+    freeze_gc: bool = False,
 ) -> Litestar:
     """The ASGI app for ``services``; ``manage_store`` starts/closes the store with the app,
     ``run_worker`` runs the background worker in this process while the app runs,
-    ``fast_lane`` (default: the setting) serves the hot calls through the fast lane."""
+    ``fast_lane`` (default: the setting) serves the hot calls through the fast lane,
+    ``freeze_gc`` freezes the objects alive once the app has started (a server process only:
+    see :mod:`gamewallet.runtime`)."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await services.start(start_store=manage_store)
+        if freeze_gc:
+            freeze_after_startup()
         try:
             if run_worker:
                 async with in_process_worker(services.store, services.clock, services.settings):
@@ -134,6 +140,7 @@ def app_factory() -> Litestar:
     """The app of one server process, configured from the environment."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
+    tune_gc(settings.gc_threshold)
     store = open_store(
         settings.database_url,
         pool_size=settings.db_pool_size,
@@ -141,4 +148,8 @@ def app_factory() -> Litestar:
         sqlite_fast_path=settings.sqlite_fast_path,
         sqlite_synchronous=settings.sqlite_synchronous,
     )
-    return create_app(Services(settings, store), run_worker=settings.worker_in_process)
+    return create_app(
+        Services(settings, store),
+        run_worker=settings.worker_in_process,
+        freeze_gc=settings.gc_freeze,
+    )

@@ -25,6 +25,7 @@ and, where one URL serves many calls (JDB actions), the call with :func:`set_end
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import os
@@ -46,9 +47,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+
+from gamewallet import runtime
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -225,7 +228,7 @@ class Metrics:
             MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
         else:
             registry.register(_Replay(self.registry.collect))
-        families = list(extra)
+        families = [*extra, *gc_families()]
         registry.register(_Replay(lambda: iter(families)))
         return generate_latest(registry)
 
@@ -251,6 +254,47 @@ def gauge_family(
     for label_values, value in samples.items():
         family.add_metric(list(label_values), value)
     return family
+
+
+def gc_families() -> list[Metric]:
+    """The garbage collector's collections and pauses of this process, per generation (none
+    until the server process has installed the record, :func:`gamewallet.runtime.tune_gc`)."""
+    pauses = runtime.PAUSES
+    if pauses is None:
+        return []
+    count = CounterMetricFamily(
+        "gamewallet_gc_collections",
+        "Garbage collections of this process since it started, by generation.",
+        labels=["generation"],
+    )
+    spent = CounterMetricFamily(
+        "gamewallet_gc_pause_seconds",
+        "Time this process spent in garbage collections, by generation.",
+        labels=["generation"],
+    )
+    longest = GaugeMetricFamily(
+        "gamewallet_gc_pause_max_seconds",
+        "Longest single garbage collection of this process, by generation.",
+        labels=["generation"],
+    )
+    frozen = GaugeMetricFamily(
+        "gamewallet_gc_frozen_objects",
+        "Objects frozen after start-up, which the collector no longer scans.",
+        value=gc.get_freeze_count(),
+    )
+    threshold = GaugeMetricFamily(
+        "gamewallet_gc_threshold",
+        "The collector's threshold of each generation (gc.get_threshold()).",
+        labels=["generation"],
+    )
+    for generation, value in enumerate(gc.get_threshold()):
+        threshold.add_metric([str(generation)], value)
+    for generation in range(3):
+        label = [str(generation)]
+        count.add_metric(label, pauses.collections[generation])
+        spent.add_metric(label, pauses.seconds[generation])
+        longest.add_metric(label, pauses.max_seconds[generation])
+    return [count, spent, longest, frozen, threshold]
 
 
 # --- the ASGI wrapper ------------------------------------------------------------------------

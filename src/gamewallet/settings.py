@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from gamewallet.runtime import DEFAULT_GC_THRESHOLD, parse_gc_threshold
+
 DEFAULT_DATABASE_URL = "sqlite:///./gamewallet.db"
 
 
@@ -121,6 +123,10 @@ class Settings:
     #: Serve the hot wallet calls through the raw-ASGI fast lane (gamewallet.protocols.lane);
     #: off, every request goes through Litestar. The answers are the same either way.
     fast_lane: bool = True
+    #: The server process's garbage collector (gamewallet.runtime): thresholds (``None`` =
+    #: CPython's own) and whether the objects alive after start-up are frozen.
+    gc_threshold: tuple[int, int, int] | None = DEFAULT_GC_THRESHOLD
+    gc_freeze: bool = True
     #: Log format: "json" or "console".
     log_format: str = "json"
     log_level: str = "INFO"
@@ -194,6 +200,8 @@ class Settings:
             ready_timeout_s=_float(e, "GAMEWALLET_READY_TIMEOUT_S", d.ready_timeout_s),
             metrics_multiprocess_dir=e.get("PROMETHEUS_MULTIPROC_DIR") or None,
             fast_lane=e.get("GAMEWALLET_FAST_LANE", "1") not in ("0", "false"),
+            gc_threshold=parse_gc_threshold(e.get("GAMEWALLET_GC_THRESHOLD")),
+            gc_freeze=e.get("GAMEWALLET_GC_FREEZE", "1") not in ("0", "false"),
             log_format=e.get("GAMEWALLET_LOG_FORMAT", d.log_format),
             log_level=e.get("GAMEWALLET_LOG_LEVEL", d.log_level),
             transfer_attempts_max=_int(
