@@ -441,3 +441,54 @@ async def test_a_failing_store_is_answered_the_same(
     answer = await t.send("/apiRequest.do", {"dc": j.dc, "x": j.x(full)}, {**JSON, **rid})
     assert answer.json()["status"] == "9999"
     t.lane_served(3)
+
+
+# --- content types ----------------------------------------------------------------------------
+
+#: Content types the lane takes (JSON, alone or with a UTF-8 charset) and ones it leaves to the
+#: route; the answers must be the same either way.
+_TAKEN = (
+    "application/json; charset=utf-8",
+    "Application/JSON;charset=UTF-8",
+    'application/json ; charset="utf8"',
+    "application/json;",
+)
+_LEFT = (
+    "application/json; charset=latin-1",
+    "application/json; boundary=x",
+    "application/jsonx",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+)
+
+
+async def test_json_with_a_utf8_charset_takes_the_lane_and_answers_the_same(
+    twins_: Twins,
+) -> None:
+    t = twins_
+    s = t.world.seamless[0]
+    h = t.world.hrg[0]
+    lane = t.sides[0]
+    for n, content_type in enumerate(_TAKEN + _LEFT):
+        taken = content_type in _TAKEN
+        before = lane.lane_served()
+        body = {"token": s.token, "mmTransactionId": f"ct{n}", "amount": _amount(1)}
+        headers = {"Content-Type": content_type, "Authorization": s.auth()}
+        answer = await t.send("/wallet/withdraw", body, headers)
+        # The routes read the body as JSON whatever the type says; only the lane is choosy.
+        assert "errorCode" not in answer.json(), content_type
+        hrg_headers = {
+            "Content-Type": content_type,
+            "Authorization": h.auth(),
+            "xts": xts(t.now_ms() + 1000),
+        }
+        hrg_body = {
+            "agentId": h.agent,
+            "userId": h.user,
+            "transactionCode": f"ct{n}",
+            "amount": "1",
+        }
+        deposited = await t.send("/api/deposit", hrg_body, hrg_headers)
+        assert deposited.json()["code"] == "0000", content_type
+        assert lane.lane_served() - before == (2 if taken else 0), content_type
+    await t.balances()

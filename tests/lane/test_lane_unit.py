@@ -21,7 +21,7 @@ from litestar import Litestar, Response, post
 
 from gamewallet import observability
 from gamewallet.observability import Metrics, instrument
-from gamewallet.protocols.lane import FastLane, LaneRequest, Reply
+from gamewallet.protocols.lane import FastLane, LaneRequest, Reply, is_json
 
 Message = MutableMapping[str, Any]
 
@@ -264,3 +264,26 @@ async def test_the_access_line_follows_its_level_and_lines_carry_the_request_id(
         'gamewallet_requests_total{endpoint="/wallet/x",protocol="seamless",result="200"} 2.0'
         in text
     )
+
+
+@pytest.mark.parametrize(
+    ("content_type", "taken"),
+    [
+        ("application/json", True),
+        ("application/json; charset=utf-8", True),
+        ("APPLICATION/JSON;CHARSET=UTF-8", True),
+        ('application/json; charset="utf8"', True),
+        ("application/json;", True),
+        (None, False),
+        ("", False),
+        ("application/json; charset=iso-8859-1", False),
+        ("application/json; charset", False),
+        ("application/json; version=2", False),
+        ("application/json-patch+json", False),
+        ("text/json", False),
+    ],
+)
+def test_is_json_takes_json_alone_or_with_a_utf8_charset(
+    content_type: str | None, taken: bool
+) -> None:
+    assert is_json(content_type) is taken

@@ -31,7 +31,7 @@ from typing import Any
 
 from litestar import Response
 
-__all__ = ["FastLane", "LaneHandler", "LaneRequest", "Reply", "install_lane"]
+__all__ = ["FastLane", "LaneHandler", "LaneRequest", "Reply", "install_lane", "is_json"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -40,6 +40,29 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 JSON = "application/json"
+_UTF8 = frozenset({"utf-8", "utf8"})
+
+
+def is_json(content_type: str | None) -> bool:
+    """Whether a request's ``Content-Type`` is JSON as the protocols define it: exactly
+    ``application/json``, or with a UTF-8 charset parameter (``application/json;
+    charset=UTF-8``, any case and spacing), as many HTTP clients send it. Any other type or
+    parameter is not: the lane declines it and the route answers as the protocol says."""
+    if content_type == JSON:  # the common case: no parsing
+        return True
+    if content_type is None:
+        return False
+    media, _, params = content_type.partition(";")
+    if media.strip().lower() != JSON:
+        return False
+    if not params.strip():
+        return True
+    name, equals, value = params.partition("=")
+    return (
+        bool(equals)
+        and name.strip().lower() == "charset"
+        and value.strip().strip('"').lower() in _UTF8
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,9 @@
 """The HRG API's fast-lane handlers (see :mod:`gamewallet.protocols.lane`): deposit, withdraw.
 
-A request is taken when it carries ``Content-Type: application/json``, its agent passes the
-router's ``before`` checks exactly (Basic credentials, allowlist, ``xts``), and its body decodes
-with the same strict schema into a valid command for that agent. Any doubt up to there
-declines, and the route answers with its own envelope. Then the shared rate limiter counts the
+A request is taken when its ``Content-Type`` is JSON (``protocols.lane.is_json``), its agent
+passes the router's ``before`` checks exactly (Basic credentials, allowlist, ``xts``), and its
+body decodes with the same strict schema into a valid command for that agent. Any doubt up to
+there declines, and the route answers with its own envelope. Then the shared rate limiter counts the
 call, and from that point the handler answers itself: the use case's envelope, or
 :func:`routes.error_reply`'s for whatever it raised, as the route's exception handler would.
 """
@@ -23,7 +23,7 @@ from gamewallet.protocols.hrg.routes import (
     rate_limited,
     withdraw_command,
 )
-from gamewallet.protocols.lane import LaneHandler, LaneRequest, Reply
+from gamewallet.protocols.lane import LaneHandler, LaneRequest, Reply, is_json
 from gamewallet.store.records import ClientRecord
 
 __all__ = ["lane_routes"]
@@ -51,7 +51,7 @@ _ROUTES: dict[str, tuple[type[msgspec.Struct], Prepare]] = {
 def _handler(api: HrgApi, struct: type[msgspec.Struct], prepare: Prepare) -> LaneHandler:
     async def handle(request: LaneRequest) -> Reply | None:
         headers = request.headers
-        if headers.get("content-type") != "application/json":
+        if not is_json(headers.get("content-type")):
             return None
         try:
             client = await api.client(

@@ -1,12 +1,13 @@
 """The seamless API's fast-lane handlers (see :mod:`gamewallet.protocols.lane`).
 
 For withdraw, deposit, their confirms and rollbacks, getBalance and verifySession, a request
-is taken when it carries ``Content-Type: application/json``, its Basic credentials and address
-pass exactly as the router's ``before`` hook checks them, and its body decodes with the same
-strict schema into a valid wallet call. Any doubt up to there declines, and the route answers
-(with its own 401, 101 or silence). Then the shared rate limiter counts the call, and from that
-point the handler answers itself: the use case's bytes, or :func:`routes.error_reply`'s
-envelope for whatever it raised, exactly as the route's exception handler would.
+is taken when its ``Content-Type`` is JSON (``protocols.lane.is_json``: alone or with a UTF-8
+charset), its Basic credentials and address pass exactly as the router's ``before`` hook
+checks them, and its body decodes with the same strict schema into a valid wallet call. Any
+doubt up to there declines, and the route answers (with its own 401, 101 or silence). Then
+the shared rate limiter counts the call, and from that point the handler answers itself: the
+use case's bytes, or :func:`routes.error_reply`'s envelope for whatever it raised, exactly as
+the route's exception handler would.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from gamewallet.protocols.lane import LaneHandler, LaneRequest, Reply
+from gamewallet.protocols.lane import LaneHandler, LaneRequest, Reply, is_json
 from gamewallet.protocols.seamless import schemas
 from gamewallet.protocols.seamless.routes import (
     SeamlessApi,
@@ -83,7 +84,7 @@ _ROUTES: dict[str, tuple[type[msgspec.Struct], Prepare]] = {
 def _handler(api: SeamlessApi, struct: type[msgspec.Struct], prepare: Prepare) -> LaneHandler:
     async def handle(request: LaneRequest) -> Reply | None:
         headers = request.headers
-        if headers.get("content-type") != "application/json":
+        if not is_json(headers.get("content-type")):
             return None
         try:
             client = await api.client(
