@@ -1,9 +1,10 @@
 """JDB action 19 on the PostgreSQL fast path against the generic path: same results, same ledger.
 
 As for seamless and HRG: one migrated database, two mirrored JDB domains, one served by
-``gw_jdb_transfer_v1`` and one by the generic use case. Random deposits, withdrawals and
-cash-outs (reused and fresh serial numbers, unknown, suspended, locked and closed players,
-players in a game or just out of one, amounts over the limits, a credit limit) go to both;
+``gw_jdb_transfer_v2`` (migration 0008) and one by the generic use case. Random deposits,
+withdrawals and cash-outs (reused and fresh serial numbers, unknown, suspended, locked and
+closed players, players in a game or just out of one, amounts over the limits, a credit
+limit) go to both;
 every result (the operation but its ids, the balances, the agent's balance) or refusal must be
 identical, and so must the ledger and the audit at the end.
 """
@@ -59,7 +60,7 @@ async def domains(pg_url: str) -> AsyncIterator[tuple[Domain, Domain, FakeClock]
     await fast.start()
     await slow.start()
     try:
-        assert fast.fastpath_jdb, "migration 0005 should provide gw_jdb_transfer_v1"
+        assert fast.fastpath_jdb, "migration 0008 should provide gw_jdb_transfer_v2"
         yield await _domain(fast, "fd", clock), await _domain(slow, "sd", clock), clock
     finally:
         await fast.close()

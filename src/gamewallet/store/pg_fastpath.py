@@ -4,13 +4,13 @@
 things.
 
 1. A :class:`~gamewallet.store.fastpath.FastOffer` is answered by one call of the SQL function
-   ``gw_seamless_call_v1``, ``gw_hrg_transfer_v1`` or ``gw_jdb_transfer_v1`` (migration
-   0005), sent outside an explicit transaction: the statement is its own transaction, so
-   BEGIN and COMMIT cost no extra round trips. The function returns ``ok`` + the response
-   bytes (or, for JDB, the data the offer's ``finish`` turns into the use case's result),
-   ``error`` + a core error code (nothing changed), or ``generic`` (nothing changed; the
-   generic use case then runs as usual). If a function is missing (a database not yet at
-   0005) its calls take the generic path.
+   ``gw_seamless_call_v1``, ``gw_hrg_transfer_v1`` (migration 0005) or ``gw_jdb_transfer_v2``
+   (migration 0008), sent outside an explicit transaction: the statement is its own
+   transaction, so BEGIN and COMMIT cost no extra round trips. The function returns ``ok`` +
+   the response bytes (or, for JDB, the data the offer's ``finish`` turns into the use case's
+   result), ``error`` + a core error code (nothing changed), or ``generic`` (nothing changed;
+   the generic use case then runs as usual). If a function is missing (a database not yet at
+   0005, or for JDB at 0008) its calls take the generic path.
 2. Group commit (``batch_max`` > 1, migration 0007, :mod:`gamewallet.store.pg_group`): calls
    that arrive while a statement of the same function is in flight wait for it, then go
    together through the function's batch form: one round trip, one transaction, one commit
@@ -54,19 +54,22 @@ SELECT to_regproc($1) IS NOT NULL, to_regproc($2) IS NOT NULL, to_regproc($3) IS
        to_regproc($4) IS NOT NULL, to_regproc($5) IS NOT NULL, to_regproc($6) IS NOT NULL"""
 HRG_FUNCTION = "gw_hrg_transfer_v1"
 _JDB_CALL = """
-SELECT * FROM gw_jdb_transfer_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"""
-JDB_FUNCTION = "gw_jdb_transfer_v1"
-#: The batch forms (migration 0007): the same arguments as arrays, one row per call.
-BATCH_FUNCTIONS = ("gw_seamless_batch_v1", "gw_hrg_batch_v1", "gw_jdb_batch_v1")
+SELECT * FROM gw_jdb_transfer_v2($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"""
+#: Migration 0008's version (v1 of 0005 answered the same, with more work per call).
+JDB_FUNCTION = "gw_jdb_transfer_v2"
+#: The batch forms (migration 0007; JDB's of 0008; seamless and HRG run a batch in one
+#: subtransaction unless a call raises, migration 0009): the same arguments as arrays, one row
+#: per call.
+BATCH_FUNCTIONS = ("gw_seamless_batch_v2", "gw_hrg_batch_v2", "gw_jdb_batch_v2")
 _BATCH = """
-SELECT o_index, o_status, o_code, o_detail, o_body FROM gw_seamless_batch_v1(
+SELECT o_index, o_status, o_code, o_detail, o_body FROM gw_seamless_batch_v2(
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
     $21, $22)"""
 _HRG_BATCH = """
-SELECT o_index, o_status, o_code, o_detail, o_body FROM gw_hrg_batch_v1(
+SELECT o_index, o_status, o_code, o_detail, o_body FROM gw_hrg_batch_v2(
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"""
 _JDB_BATCH = """
-SELECT * FROM gw_jdb_batch_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"""
+SELECT * FROM gw_jdb_batch_v2($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"""
 #: Statements of one function in flight at once per process before calls start to queue.
 FLIGHTS_MAX = 1
 
@@ -129,7 +132,7 @@ def hrg_arguments(r: HrgRequest) -> tuple[Any, ...]:
 
 
 def jdb_arguments(r: JdbRequest) -> tuple[Any, ...]:
-    """The 13 arguments of ``gw_jdb_transfer_v1`` for ``r``."""
+    """The 13 arguments of ``gw_jdb_transfer_v2`` for ``r``."""
     return (
         r.client_id,
         r.lock_key,
