@@ -468,6 +468,7 @@ async def test_json_with_a_utf8_charset_takes_the_lane_and_answers_the_same(
     t = twins_
     s = t.world.seamless[0]
     h = t.world.hrg[0]
+    j = t.world.jdb[0]
     lane = t.sides[0]
     for n, content_type in enumerate(_TAKEN + _LEFT):
         taken = content_type in _TAKEN
@@ -490,5 +491,17 @@ async def test_json_with_a_utf8_charset_takes_the_lane_and_answers_the_same(
         }
         deposited = await t.send("/api/deposit", hrg_body, hrg_headers)
         assert deposited.json()["code"] == "0000", content_type
-        assert lane.lane_served() - before == (2 if taken else 0), content_type
+        payload = {
+            "ts": t.now_ms() + 1000,
+            "parent": j.parent,
+            "action": 19,
+            "uid": j.uid,
+            "serialNo": f"ct{n}",
+            "amount": 1,
+        }
+        jdb_body = {"dc": j.dc, "x": str(j.x(payload))}
+        transferred = await t.send("/apiRequest.do", jdb_body, {"Content-Type": content_type})
+        # (A form content type makes the JDB route read a form: 9002, on both sides.)
+        assert transferred.json()["status"] == "0000" or not taken, content_type
+        assert lane.lane_served() - before == (3 if taken else 0), content_type
     await t.balances()

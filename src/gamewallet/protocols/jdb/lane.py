@@ -1,10 +1,11 @@
 """The JDB API's fast-lane handler (see :mod:`gamewallet.protocols.lane`): ``apiRequest.do``.
 
-A request is taken when it is a ``POST`` with ``Content-Type: application/json`` and no query
-string, its body carries ``dc``/``x``/``parent`` as strings, and every check the route makes
-before the rate limit passes exactly as the route makes it (known and usable domain, address,
-payload decrypts and parses, fresh ``ts``, a served action, the domain's ``parent``). Any doubt
-up to there declines, and the route answers (its own status code, logged as it logs it).
+A request is taken when it is a ``POST`` with a JSON ``Content-Type``
+(``protocols.lane.is_json``) and no query string, its body carries ``dc``/``x``/``parent`` as
+strings, and every check the route makes before the rate limit passes exactly as the route
+makes it (known and usable domain, address, payload decrypts and parses, fresh ``ts``, a
+served action, the domain's ``parent``). Any doubt up to there declines, and the route answers
+(its own status code, logged as it logs it).
 
 Then the domain's rate limiter counts the call (9019 when over, answered here, as the route
 would answer a request that passed the same checks), and from that point the handler answers
@@ -30,7 +31,7 @@ from gamewallet.protocols.jdb.routes import (
     reply_of,
     request_id_for,
 )
-from gamewallet.protocols.lane import LaneHandler, LaneRequest, Reply
+from gamewallet.protocols.lane import LaneHandler, LaneRequest, Reply, is_json
 
 __all__ = ["lane_routes"]
 
@@ -58,7 +59,7 @@ def _handler(api: JdbApi) -> LaneHandler:
 
     async def handle(request: LaneRequest) -> Reply | None:
         headers = request.headers
-        if headers.get("content-type") != "application/json":
+        if not is_json(headers.get("content-type")):
             return None
         body = await request.body()
         fields = None if body is None else _transport(body)
