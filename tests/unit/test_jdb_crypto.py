@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import sys
+from collections.abc import Callable
 from urllib.parse import quote
 
 import pytest
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gamewallet.protocols.jdb import crypto
 from gamewallet.protocols.jdb.crypto import (
     JdbCipher,
     PayloadError,
@@ -285,3 +287,27 @@ def test_cli_reports_bad_payload(capsys: pytest.CaptureFixture[str]) -> None:
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("error:")
+
+
+def _normalised(normalise: Callable[[str], str], x: str) -> str:
+    try:
+        return normalise(x)
+    except PayloadError as exc:
+        return f"PayloadError: {exc}"
+
+
+_SPELLINGS = st.text(alphabet=st.sampled_from("ABCxyz019-_+/= %2Bf\r\n\tÄ"), max_size=40) | st.text(
+    alphabet=st.sampled_from("AZaz09-_"), max_size=40
+)
+
+
+@given(_SPELLINGS)
+def test_plain_urlsafe_shortcut_normalises_as_the_lenient_path(x: str) -> None:
+    """The shortcut for plain URL-safe text (what we send) answers exactly what the lenient
+    normalisation answers, result or error message, for every spelling."""
+    assert _normalised(crypto._normalise_encoded, x) == _normalised(crypto._normalise_lenient, x)
+
+
+def test_plain_urlsafe_shortcut_is_taken_for_our_own_payloads() -> None:
+    x = JdbCipher(KEY16, KEY16).encrypt(PLAIN)
+    assert crypto._normalise_encoded(x) is x  # returned as given: no copy, no translation

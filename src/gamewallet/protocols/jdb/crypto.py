@@ -84,6 +84,18 @@ def _normalise_encoded(x: str) -> str:
     """Turn any accepted spelling of `x` into unpadded URL-safe base64, or raise PayloadError."""
     if len(x) > MAX_ENCODED_CHARS:
         raise PayloadError(f"encrypted data longer than {MAX_ENCODED_CHARS} characters")
+    if x and _URLSAFE_B64.fullmatch(x) is not None:
+        # The spelling we and most clients send: `_normalise_lenient` would return it as it is
+        # (no `%`, space, wrapping, `+/` or `=`), and its two str.translate passes over the
+        # whole text cost more than the AES itself (6 us of 11 per call, measured).
+        if len(x) % 4 == 1:
+            raise PayloadError("encrypted data has an impossible base64 length")
+        return x
+    return _normalise_lenient(x)
+
+
+def _normalise_lenient(x: str) -> str:
+    """:func:`_normalise_encoded` for every other spelling (its length already checked)."""
     if "%" in x:
         # `unquote`, not `unquote_plus`: a literal `+` here is base64's `+`, not an encoded space.
         # Undecodable escapes become U+FFFD, which the alphabet check below then refuses.
