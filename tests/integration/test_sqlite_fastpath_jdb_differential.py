@@ -153,3 +153,49 @@ async def test_random_transfers_answer_and_write_alike(
     if fast.client.credit_limit_minor is not None:
         expected.add("CREDIT_LIMIT_EXCEEDED")
     assert expected <= outcomes, outcomes
+
+
+async def test_agent_balance_is_one_aggregate_once_every_shard_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent's balance is counted and summed by SQLite; the shard rows are listed (to
+    create the missing ones) only while some are missing."""
+    clock = FakeClock()
+    fast = await _domain(tmp_path / "fast.db", True, clock, None, 16)
+    try:
+        first = await fast.store.run(
+            jdb.transfer(
+                fast.client, jdb.TransferRequest("j0", "s1", 10_000, False, ""), clock.now_ms()
+            )
+        )
+        listed: list[tuple[int, str, str]] = []
+        served: list[object] = []
+        real_list = sqlite_fastpath.SqliteFastPath._client_shards
+        real_transfer = sqlite_fastpath.SqliteFastPath.jdb_transfer
+
+        def listing(
+            self: sqlite_fastpath.SqliteFastPath, key: tuple[int, str, str], shards: int
+        ) -> list[tuple[int, int]]:
+            listed.append(key)
+            return real_list(self, key, shards)
+
+        def transfer(self: sqlite_fastpath.SqliteFastPath, r: Any) -> Any:
+            result = real_transfer(self, r)
+            served.append(result)
+            return result
+
+        monkeypatch.setattr(sqlite_fastpath.SqliteFastPath, "_client_shards", listing)
+        monkeypatch.setattr(sqlite_fastpath.SqliteFastPath, "jdb_transfer", transfer)
+        second = await fast.store.run(
+            jdb.transfer(
+                fast.client, jdb.TransferRequest("j1", "s2", 25_000, False, ""), clock.now_ms()
+            )
+        )
+        assert len(served) == 1
+        assert served[0] is not sqlite_fastpath.DECLINE, "the fast path should have run it"
+        assert listed == []
+        assert second.agent_balance_minor == first.agent_balance_minor - 25_000
+        rows = dump(fast.path)
+        assert len([r for r in rows["accounts"] if r[1] == "client"]) == 16
+    finally:
+        await fast.store.close()

@@ -142,6 +142,10 @@ _BUCKET_SHARDS = (
     "SELECT id, posted_minor FROM accounts WHERE owner_kind = 'client' AND owner_id = ?"
     " AND currency = ? AND bucket = ? AND shard < ? ORDER BY shard"
 )
+_BUCKET_TOTAL = (
+    "SELECT count(*), coalesce(sum(posted_minor), 0) FROM accounts WHERE owner_kind = 'client'"
+    " AND owner_id = ? AND currency = ? AND bucket = ? AND shard < ?"
+)
 _BUCKET_SHARD = (
     "SELECT id FROM accounts WHERE owner_kind = 'client' AND owner_id = ? AND currency = ?"
     " AND bucket = ? AND shard = ?"
@@ -570,9 +574,16 @@ class SqliteFastPath:
         )  # fmt: skip
 
     def _client_balance(self, client_id: int, currency: str, shards: int) -> int:
-        """``service.common.client_balance``: the sum of the client's cash shards."""
-        rows = self._client_shards((client_id, currency, "cash"), shards)
-        return sum(posted for _, posted in rows)
+        """``service.common.client_balance``: the sum of the client's cash shards, counted and
+        summed by SQLite (16 rows less to build in Python on every JDB transfer); missing
+        shards are created empty, as the generic GetOwnerAccounts does, and add nothing."""
+        key = (client_id, currency, "cash")
+        row = self.cur.execute(_BUCKET_TOTAL, (*key, shards)).fetchone()
+        assert row is not None, "an aggregate always answers one row"
+        count, total = row
+        if count < shards:
+            self._client_shards(key, shards)
+        return int(total)
 
     # --- the client's account shards (``service.common._client_account``) ------------------
 
