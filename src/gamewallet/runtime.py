@@ -74,10 +74,14 @@ class GcPauses:
     collections: list[int] = field(default_factory=lambda: [0, 0, 0])
     seconds: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     max_seconds: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    #: Set while the start-up collection runs: it is not a pause any request waits for.
+    paused: bool = False
     _started: float = 0.0
 
     def callback(self, phase: str, info: dict[str, Any]) -> None:
         """``gc.callbacks`` entry: plain arithmetic only (no lock, no allocation to speak of)."""
+        if self.paused:
+            return
         if phase == "start":
             self._started = time.perf_counter()
             return
@@ -107,7 +111,13 @@ def tune_gc(threshold: tuple[int, int, int] | None) -> GcPauses:
 
 def freeze_after_startup() -> int:
     """Collect once, then move every object alive now out of the collector's sight; how many
-    objects are frozen."""
-    gc.collect()
+    objects are frozen. That collection, before the first request, is not recorded."""
+    if PAUSES is not None:
+        PAUSES.paused = True
+    try:
+        gc.collect()
+    finally:
+        if PAUSES is not None:
+            PAUSES.paused = False
     gc.freeze()
     return gc.get_freeze_count()

@@ -102,3 +102,18 @@ def test_without_the_record_metrics_have_no_collector_families(
 ) -> None:
     monkeypatch.setattr(runtime, "PAUSES", None)
     assert "gamewallet_gc_" not in Metrics().render().decode()
+
+
+@pytest.mark.usefixtures("thresholds")
+def test_the_freeze_collects_once_unrecorded_and_freezes_what_is_alive() -> None:
+    pauses = tune_gc(None)
+    before = list(pauses.collections)
+    try:
+        frozen = runtime.freeze_after_startup()
+        assert frozen == gc.get_freeze_count() > 1000
+        assert pauses.collections == before  # the start-up collection is not a pause
+        assert not pauses.paused
+        gc.collect(0)
+        assert pauses.collections[0] == before[0] + 1  # recording goes on
+    finally:
+        gc.unfreeze()
