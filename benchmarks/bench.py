@@ -406,7 +406,8 @@ def run_load(
         cmd.append("--lazy")
     cmd += ["--server-pid", str(server.pid)]
     if server.url.startswith("postgresql"):
-        cmd.append("--database-cpu")
+        # This database's backends and the server's own processes, not other databases'.
+        cmd += ["--database-cpu", "--database-name", server.url.rsplit("/", 1)[1].split("?")[0]]
     with Sampler(server.pid, extra.get("rss_every_s", 0.5)) as sampler:
         out = subprocess.run(  # noqa: S603 - our own script, arguments built here
             cmd,

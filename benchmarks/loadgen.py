@@ -416,7 +416,7 @@ async def main_async(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str
     gc.set_threshold(50_000, 20, 100)
     if args.warmup_requests:
         await run_lanes(args.port, warm, max_requests=args.warmup_requests, duration_s=30)
-    cpu = CpuWindow(args.server_pid, args.database_cpu)
+    cpu = CpuWindow(args.server_pid, args.database_cpu, args.database_name)
     cpu.start()
     stats, elapsed = await run_lanes(
         args.port, lanes, max_requests=args.max_requests, duration_s=args.duration
@@ -453,17 +453,37 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
-def _postgres_pids() -> list[int]:
-    """Every process of this machine named ``postgres`` (the server and its backends)."""
+def _postgres_pids(database: str | None = None) -> list[int]:
+    """The processes of this machine named ``postgres``: with ``database``, only the server's
+    own (checkpointer, WAL writer, background writer, ...) and the backends and autovacuum
+    workers of that database, read from their process titles (``postgres: 15/main: user db
+    127.0.0.1(port) idle``), so that other databases' sessions on a shared machine are not
+    counted; without it, all of them."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    pids.append(int(entry.name))
+                if (entry / "comm").read_text().strip() != "postgres":
+                    continue
+                title = (
+                    (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
             except OSError:
                 continue
+            if database is None or _counts_for(title, database):
+                pids.append(int(entry.name))
     return pids
+
+
+def _counts_for(title: str, database: str) -> bool:
+    """Whether a postgres process title belongs to the server or to ``database``."""
+    words = title.split()
+    if "autovacuum" in words and "worker" in words:
+        return words[-1] == database
+    is_session = any("(" in w or w == "[local]" for w in words)
+    if not is_session:
+        return True  # the postmaster and the server's background processes
+    return database in words
 
 
 def _cpu_ticks(pids: list[int]) -> dict[int, int]:
@@ -485,12 +505,12 @@ class CpuWindow:
 
     HZ = os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, server_pid: int | None, database: bool) -> None:
-        self.server_pid, self.database = server_pid, database
+    def __init__(self, server_pid: int | None, database: bool, database_name: str | None) -> None:
+        self.server_pid, self.database, self.database_name = server_pid, database, database_name
 
     def _read(self) -> tuple[dict[int, int], dict[int, int], float]:
         server = _cpu_ticks(_tree(self.server_pid)) if self.server_pid else {}
-        db = _cpu_ticks(_postgres_pids()) if self.database else {}
+        db = _cpu_ticks(_postgres_pids(self.database_name)) if self.database else {}
         return server, db, time.process_time()
 
     def start(self) -> None:
@@ -532,6 +552,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-pid", type=int, help="count this process tree's CPU time")
     parser.add_argument(
         "--database-cpu", action="store_true", help="count the CPU time of postgres processes"
+    )
+    parser.add_argument(
+        "--database-name",
+        help="with --database-cpu: count only the server's own processes and this database's",
     )
     args = parser.parse_args(argv)
     check_loopback("127.0.0.1")
