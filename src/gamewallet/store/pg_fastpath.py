@@ -57,10 +57,10 @@ _JDB_CALL = """
 SELECT * FROM gw_jdb_transfer_v2($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"""
 #: Migration 0008's version (v1 of 0005 answered the same, with more work per call).
 JDB_FUNCTION = "gw_jdb_transfer_v2"
-#: The batch forms (migration 0007; JDB's of 0008; seamless and HRG run a batch in one
-#: subtransaction unless a call raises, migration 0009): the same arguments as arrays, one row
-#: per call.
-BATCH_FUNCTIONS = ("gw_seamless_batch_v2", "gw_hrg_batch_v2", "gw_jdb_batch_v2")
+#: The batch forms (migration 0007): the same arguments as arrays, one row per call; each runs
+#: a batch in one subtransaction unless a call raises (seamless and HRG migration 0009, JDB
+#: 0010, on top of 0008's gw_jdb_transfer_v2).
+BATCH_FUNCTIONS = ("gw_seamless_batch_v2", "gw_hrg_batch_v2", "gw_jdb_batch_v3")
 _BATCH = """
 SELECT o_index, o_status, o_code, o_detail, o_body FROM gw_seamless_batch_v2(
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
@@ -69,7 +69,7 @@ _HRG_BATCH = """
 SELECT o_index, o_status, o_code, o_detail, o_body FROM gw_hrg_batch_v2(
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"""
 _JDB_BATCH = """
-SELECT * FROM gw_jdb_batch_v2($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"""
+SELECT * FROM gw_jdb_batch_v3($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"""
 #: Statements of one function in flight at once per process before calls start to queue.
 FLIGHTS_MAX = 1
 
