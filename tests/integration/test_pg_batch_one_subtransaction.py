@@ -20,13 +20,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+from tests.integration.pg_two_stores import two_stores
 
 from gamewallet.core.errors import WalletError
 from gamewallet.core.states import Call
 from gamewallet.protocols.seamless.routes import _render_tx
 from gamewallet.service import admin, seamless
 from gamewallet.service.common import FakeClock
-from gamewallet.store import migrate
 from gamewallet.store.fastpath import FastOffer
 from gamewallet.store.pg_fastpath import _BATCH, _CALL, FastPostgresStore, call_arguments
 from gamewallet.store.port import StoreError
@@ -51,22 +51,14 @@ class Site:
 
 @pytest.fixture
 async def site(pg_url: str) -> AsyncIterator[Site]:
-    await asyncio.to_thread(migrate.upgrade, pg_url)
     clock = FakeClock()
-    one = FastPostgresStore(pg_url, batch_max=32)
-    two = FastPostgresStore(pg_url, batch_max=32)
-    await one.start()
-    await two.start()
-    try:
+    async with two_stores(pg_url) as (one, two):
         config = {"max_amount": 50_000_000, "max_balance": 3_000_000_000}
         new = admin.NewClient("seamless", "op", "op", "pw", None, None, config)
         client = await one.run(admin.create_client(new, clock.now_ms(), b"k" * 32))
         await one.run(admin.create_player(client, HOT, CURRENCY, HOT, FUNDS, 0))
         session, _ = await one.run(admin.open_session(client, HOT, 3600, clock.now_ms()))
         yield Site(one, two, client, session.token, clock, pg_url)
-    finally:
-        await one.close()
-        await two.close()
 
 
 def _withdraw(site: Site, ext_id: str, amount: int, call: Call) -> Any:

@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from tests.integration.pg_two_stores import two_stores
 
 from gamewallet.core.errors import WalletError
 from gamewallet.core.states import Call
@@ -49,13 +50,8 @@ class Site:
 
 @pytest.fixture
 async def site(pg_url: str) -> AsyncIterator[Site]:
-    await asyncio.to_thread(migrate.upgrade, pg_url)
     clock = FakeClock()
-    one = FastPostgresStore(pg_url, batch_max=32)
-    two = FastPostgresStore(pg_url, batch_max=32)
-    await one.start()
-    await two.start()
-    try:
+    async with two_stores(pg_url) as (one, two):
         config = {"max_amount": 50_000_000, "max_balance": 3_000_000_000}
         new = admin.NewClient("seamless", "op", "op", "pw", None, None, config)
         client = await one.run(admin.create_client(new, clock.now_ms(), b"k" * 32))
@@ -65,9 +61,6 @@ async def site(pg_url: str) -> AsyncIterator[Site]:
             session, _ = await one.run(admin.open_session(client, player, 3600, clock.now_ms()))
             tokens[player] = session.token
         yield Site(one, two, client, tokens, clock, pg_url)
-    finally:
-        await one.close()
-        await two.close()
 
 
 def _withdraw(site: Site, player: str, ext_id: str, amount: int, call: Call) -> Any:

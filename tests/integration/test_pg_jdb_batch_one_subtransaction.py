@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from tests.integration.pg_two_stores import two_stores
 
 from gamewallet.core.errors import WalletError
 from gamewallet.service import admin, jdb
@@ -52,13 +53,8 @@ class Site:
 
 @pytest.fixture
 async def site(pg_url: str) -> AsyncIterator[Site]:
-    await asyncio.to_thread(migrate.upgrade, pg_url)
     clock = FakeClock()
-    one = FastPostgresStore(pg_url, batch_max=32)
-    two = FastPostgresStore(pg_url, batch_max=32)
-    await one.start()
-    await two.start()
-    try:
+    async with two_stores(pg_url) as (one, two):
         assert "gw_jdb_batch_v3" in BATCH_FUNCTIONS
         assert one.fastpath_jdb
         config = {"parent": "ag", "aes_key": "k" * 16, "aes_iv": "i" * 16}
@@ -66,9 +62,6 @@ async def site(pg_url: str) -> AsyncIterator[Site]:
         client = await one.run(admin.create_client(new, clock.now_ms(), b"k" * 32))
         await one.run(admin.create_player(client, HOT, CURRENCY, HOT, FUNDS, clock.now_ms()))
         yield Site(one, two, client, clock)
-    finally:
-        await one.close()
-        await two.close()
 
 
 def _transfer(site: Site, serial: str, amount: int) -> Any:
