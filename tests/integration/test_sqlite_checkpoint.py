@@ -20,7 +20,7 @@ from gamewallet.settings import Settings
 from gamewallet.store import open_store, ops
 from gamewallet.store.port import do
 from gamewallet.store.sqlite import CACHE_MAX_KIB, SqliteStore, cache_kib
-from gamewallet.store.sqlite_checkpoint import WalCheckpointer, wal_size
+from gamewallet.store.sqlite_checkpoint import wal_size
 
 PAGE = 4096
 #: A value of about half a page: every committed row dirties at least one fresh page.
@@ -273,39 +273,3 @@ async def test_a_new_database_gets_the_default_page_cache(tmp_path: Path) -> Non
         assert store.pragmas["cache_size"] == -2000
     finally:
         await store.close()
-
-
-def _due(checkpointer: WalCheckpointer) -> bool:
-    return checkpointer.restart_due
-
-
-def test_a_restart_is_put_off_while_a_checkpoint_runs_and_never_waits_for_it(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "gw.db"
-    writer = sqlite3.connect(path, isolation_level=None)
-    try:
-        writer.execute("PRAGMA journal_mode=WAL")
-        writer.execute("PRAGMA wal_autocheckpoint=0")
-        writer.execute("CREATE TABLE t (v TEXT)")
-        writer.executemany("INSERT INTO t VALUES (?)", [(VALUE,)] * 50)
-        writer.execute("PRAGMA busy_timeout=5000")
-        checkpointer = WalCheckpointer(str(path))  # its thread is not started: the test is it
-        checkpointer.restart_due = True
-        with checkpointer._running:  # the checkpointer's own checkpoint is under way
-            checkpointer.restart(writer, 5000)
-        assert checkpointer.runs["RESTART"] == 0
-        assert checkpointer.restarts_deferred == 1
-        assert _due(checkpointer)  # the writer tries again at its next batch
-        assert wal_size(str(path)) > 0
-        checkpointer.restart(writer, 5000)
-        assert checkpointer.runs["RESTART"] == 1
-        assert not _due(checkpointer)
-        (timeout,) = writer.execute("PRAGMA busy_timeout").fetchone()
-        assert timeout == 5000
-        assert checkpointer._running.acquire(blocking=False)  # released again
-        checkpointer._running.release()
-        (rows,) = writer.execute("SELECT count(*) FROM t").fetchone()
-        assert rows == 50
-    finally:
-        writer.close()
