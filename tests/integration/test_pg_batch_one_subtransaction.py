@@ -18,9 +18,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import pytest
-from tests.integration.pg_two_stores import two_stores
+from tests.integration.pg_two_stores import (
+    FAIL_TRIGGER,
+    SCANS_SQL,
+    assert_no_multixact,
+    require_pageinspect,
+    two_stores,
+    wire_postings,
+)
 
 from gamewallet.core.errors import WalletError
 from gamewallet.core.states import Call
@@ -35,8 +41,6 @@ from gamewallet.store.records import ClientRecord
 CURRENCY = "EUR"
 FUNDS = 1_000_000_000
 HOT = "hot"
-#: t_infomask bit of a heap tuple whose xmax is a multixact (access/htup_details.h).
-HEAP_XMAX_IS_MULTI = 0x1000
 
 
 @dataclass
@@ -117,10 +121,7 @@ async def _wave(site: Site, keys: list[str], call: Call) -> list[tuple[Any, ...]
 async def test_a_batch_on_one_player_leaves_no_multixact_on_its_rows(site: Site) -> None:
     pool = site.one._pool
     assert pool is not None
-    try:
-        await pool.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
-    except asyncpg.PostgresError as exc:  # contrib not installed on this server
-        pytest.skip(f"pageinspect is not available: {exc}")
+    await require_pageinspect(pool)
     keys = [f"w{n}" for n in range(12)]
     for call in (Call.OPEN, Call.CONFIRM):
         answers = await _wave(site, keys, call)
@@ -138,15 +139,7 @@ async def test_a_batch_on_one_player_leaves_no_multixact_on_its_rows(site: Site)
         site.client.id,
     )
     assert len(rows) == 3, rows
-    for rel, (block, offset) in ((r["rel"], r["ctid"]) for r in rows):
-        infomask = await pool.fetchval(
-            "SELECT t_infomask FROM heap_page_items(get_raw_page($1, $2::int)) WHERE lp = $3",
-            rel,
-            block,
-            offset,
-        )
-        assert infomask is not None
-        assert not infomask & HEAP_XMAX_IS_MULTI, f"{rel} row {(block, offset)} has a multixact"
+    await assert_no_multixact(pool, rows)
 
 
 async def test_two_processes_on_one_player_exact_balance(site: Site) -> None:
@@ -170,31 +163,15 @@ async def test_two_processes_on_one_player_exact_balance(site: Site) -> None:
     assert await _cash(site) == (FUNDS - sum(amounts.values()), 0)
     pool = site.one._pool
     assert pool is not None
-    postings = await pool.fetchval(
-        "SELECT count(*) FROM postings s JOIN operations o ON o.id = s.operation_id"
-        " WHERE o.client_id = $1 AND o.ns = 'wire'",
-        site.client.id,
-    )
+    postings = await wire_postings(pool, site.client.id)
     assert postings == 2 * len(amounts)
     assert await site.one.run(admin.audit()) == []
-
-
-# Fails every claim of the id 'boom' (a broken invariant the function did not expect).
-_TRIGGER = """
-CREATE FUNCTION gw_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.ext_id = 'boom' THEN RAISE EXCEPTION 'boom'; END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER gw_test_fail BEFORE INSERT ON operations
-    FOR EACH ROW EXECUTE FUNCTION gw_test_fail();
-"""
 
 
 async def test_a_raising_call_undoes_the_first_try_and_the_others_apply_once(site: Site) -> None:
     pool = site.one._pool
     assert pool is not None
-    await pool.execute(_TRIGGER)
+    await pool.execute(FAIL_TRIGGER)
     # 'boom' sits between calls that the first try had already applied when it raised.
     keys = ["first", "a", "b", "boom", "c", "d"]
     answers = await _wave(site, keys, Call.OPEN)
@@ -226,10 +203,7 @@ async def test_the_fast_path_uses_indexes_on_tables_vacuumed_empty(site: Site) -
     calls = [call_arguments(offer.request) for offer in offers]
     for offer in offers:
         offer.close()
-    sent = (
-        "SELECT coalesce(sum(seq_scan), 0), coalesce(sum(idx_scan), 0)"
-        " FROM pg_stat_xact_user_tables"
-    )
+    sent = SCANS_SQL
     async with pool.acquire() as conn:
         for args in calls[:1]:  # alone
             async with conn.transaction():

@@ -18,7 +18,14 @@ from typing import Any
 
 import asyncpg
 import pytest
-from tests.integration.pg_two_stores import two_stores
+from tests.integration.pg_two_stores import (
+    FAIL_TRIGGER,
+    SCANS_SQL,
+    assert_no_multixact,
+    require_pageinspect,
+    two_stores,
+    wire_postings,
+)
 
 from gamewallet.core.errors import WalletError
 from gamewallet.service import admin, jdb
@@ -39,8 +46,6 @@ CURRENCY = "THB"
 FUNDS = 900_000_000
 HOT = "hot"
 AMOUNT = 10_000
-#: t_infomask bit of a heap tuple whose xmax is a multixact (access/htup_details.h).
-HEAP_XMAX_IS_MULTI = 0x1000
 
 
 @dataclass
@@ -128,10 +133,7 @@ async def _wave(site: Site, serials: list[str], amount: int) -> list[tuple[Any, 
 
 async def test_a_jdb_batch_on_one_player_leaves_no_multixact_on_its_rows(site: Site) -> None:
     pool = _pool(site)
-    try:
-        await pool.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
-    except asyncpg.PostgresError as exc:  # contrib not installed on this server
-        pytest.skip(f"pageinspect is not available: {exc}")
+    await require_pageinspect(pool)
     serials = [f"w{n}" for n in range(12)]
     answers = await _wave(site, serials, -AMOUNT)
     assert {a[0] for a in answers} == {"ok"}, answers
@@ -149,15 +151,7 @@ async def test_a_jdb_batch_on_one_player_leaves_no_multixact_on_its_rows(site: S
         site.client.shards,
     )
     assert len(rows) == 4, rows
-    for rel, (block, offset) in ((r["rel"], r["ctid"]) for r in rows):
-        infomask = await pool.fetchval(
-            "SELECT t_infomask FROM heap_page_items(get_raw_page($1, $2::int)) WHERE lp = $3",
-            rel,
-            block,
-            offset,
-        )
-        assert infomask is not None
-        assert not infomask & HEAP_XMAX_IS_MULTI, f"{rel} row {(block, offset)} has a multixact"
+    await assert_no_multixact(pool, rows)
 
 
 async def test_two_processes_on_one_player_apply_each_serial_once(site: Site) -> None:
@@ -179,30 +173,14 @@ async def test_two_processes_on_one_player_apply_each_serial_once(site: Site) ->
     assert site.two.group is not None
     assert site.one.group.batched_calls + site.two.group.batched_calls > 0
     assert await _cash(site) == FUNDS + sum(amounts.values())
-    postings = await _pool(site).fetchval(
-        "SELECT count(*) FROM postings s JOIN operations o ON o.id = s.operation_id"
-        " WHERE o.client_id = $1 AND o.ns = 'wire'",
-        site.client.id,
-    )
+    postings = await wire_postings(_pool(site), site.client.id)
     assert postings == 2 * len(amounts)
     assert await site.one.run(admin.audit()) == []
 
 
-# Fails every claim of the serial 'boom' (a broken invariant the function did not expect).
-_TRIGGER = """
-CREATE FUNCTION gw_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.ext_id = 'boom' THEN RAISE EXCEPTION 'boom'; END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER gw_test_fail BEFORE INSERT ON operations
-    FOR EACH ROW EXECUTE FUNCTION gw_test_fail();
-"""
-
-
 async def test_a_raising_call_undoes_the_first_try_and_the_others_apply_once(site: Site) -> None:
     pool = _pool(site)
-    await pool.execute(_TRIGGER)
+    await pool.execute(FAIL_TRIGGER)
     agent = await _agent(site)
     # 'boom' sits between calls that the first try had already applied when it raised.
     serials = ["first", "a", "b", "boom", "c", "d"]
@@ -241,10 +219,7 @@ async def test_jdb_uses_indexes_on_tables_vacuumed_empty(site: Site) -> None:
     for table in ("operations", "postings", "accounts", "players"):
         await pool.execute(f"VACUUM (ANALYZE) {table}")
     calls = [_arguments(site, f"i{n}", AMOUNT) for n in range(4)]
-    sent = (
-        "SELECT coalesce(sum(seq_scan), 0), coalesce(sum(idx_scan), 0)"
-        " FROM pg_stat_xact_user_tables"
-    )
+    sent = SCANS_SQL
     # New connections: nothing planned yet in them.
     conn = await asyncpg.connect(site.one.url)
     try:
