@@ -19,8 +19,8 @@ import pytest
 from gamewallet.settings import Settings
 from gamewallet.store import open_store, ops
 from gamewallet.store.port import do
-from gamewallet.store.sqlite import CACHE_MAX_KIB, SqliteStore, cache_kib
-from gamewallet.store.sqlite_checkpoint import wal_size
+from gamewallet.store.sqlite import CACHE_MAX_KIB, WAL_SIZE_LIMIT, SqliteStore, cache_kib
+from gamewallet.store.sqlite_checkpoint import RESTART_FRAMES, WalCheckpointer, wal_size
 
 PAGE = 4096
 #: A value of about half a page: every committed row dirties at least one fresh page.
@@ -271,5 +271,104 @@ async def test_a_new_database_gets_the_default_page_cache(tmp_path: Path) -> Non
     await store.start()
     try:
         assert store.pragmas["cache_size"] == -2000
+    finally:
+        await store.close()
+
+
+# --- the writer's restart and the checkpointer's own checkpoints ---------------------------
+
+
+def test_a_due_restart_holds_back_the_passive_checkpoint_for_a_bounded_number_of_rounds() -> None:
+    checkpointer = WalCheckpointer(":memory:", restart_wait_rounds=3)  # no thread: the test is it
+    assert not checkpointer._hold_back_for_restart()  # nothing due: checkpoint as usual
+    checkpointer.restart_due = True
+    assert [checkpointer._hold_back_for_restart() for _ in range(5)] == [
+        True,
+        True,
+        True,
+        False,  # the writer took no batch in time: the checkpointer does not wait for ever
+        True,
+    ]
+    checkpointer.restart_due = False
+    assert not checkpointer._hold_back_for_restart()
+    checkpointer.restart_due = True
+    assert checkpointer._hold_back_for_restart()  # the count starts again after a checkpoint
+    assert checkpointer.rounds_held_back == 5
+
+
+def test_the_restart_clears_the_flag_only_when_it_is_over_and_restores_the_timeout(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gw.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("PRAGMA journal_mode=WAL")
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        writer.execute("CREATE TABLE t (v TEXT)")
+        writer.executemany("INSERT INTO t VALUES (?)", [(VALUE,)] * 50)
+        writer.execute("PRAGMA busy_timeout=5000")
+        checkpointer = WalCheckpointer(str(path), busy_timeout_ms=100)
+        seen_during: list[bool] = []
+
+        def trace(statement: str) -> None:
+            if "wal_checkpoint(RESTART)" in statement:
+                seen_during.append(checkpointer.restart_due)
+
+        writer.set_trace_callback(trace)
+        checkpointer.restart_due = True
+        checkpointer.restart(writer, 5000)
+        writer.set_trace_callback(None)
+        assert seen_during == [True]  # still due while the restart ran: no PASSIVE competes
+        assert not checkpointer.restart_due
+        assert checkpointer.runs["RESTART"] == 1
+        (timeout,) = writer.execute("PRAGMA busy_timeout").fetchone()
+        assert timeout == 5000
+        (rows,) = writer.execute("SELECT count(*) FROM t").fetchone()
+        assert rows == 50
+        # The WAL started over: the next commit writes from its beginning.
+        writer.execute("INSERT INTO t VALUES ('x')")
+        (_busy, frames, _copied) = writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert 0 < frames < 10
+    finally:
+        writer.close()
+
+
+async def test_a_store_with_commits_from_elsewhere_still_checkpoints_while_a_restart_is_due(
+    tmp_path: Path,
+) -> None:
+    # The restart is the store's writer's to run; when the commits come from another connection
+    # and the writer gets no batch, the held-back PASSIVE checkpoint still runs, a few rounds on.
+    path = tmp_path / "gw.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("CREATE TABLE t (v TEXT)")
+    store = SqliteStore(f"sqlite:///{path}", checkpoint_interval_s=0.01)
+    await store.start()
+    try:
+        assert store.checkpointer is not None
+        await checkpointed(store, "PASSIVE", 0)  # the first round: everything so far
+        store.checkpointer.restart_due = True
+        runs = store.checkpointer.runs["PASSIVE"]
+        with other:  # one commit
+            other.execute("BEGIN")
+            other.executemany("INSERT INTO t VALUES (?)", [(VALUE,)] * 20)
+        await checkpointed(store, "PASSIVE", runs)
+        assert store.checkpointer.rounds_held_back == store.checkpointer.restart_wait_rounds
+        assert store.checkpointer.runs["RESTART"] == 0
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_a_wal_at_the_restart_bound_is_not_cut_back_when_it_starts_over(
+    tmp_path: Path,
+) -> None:
+    # A WAL file of RESTART_FRAMES frames (each a page plus its 24-byte header, after the
+    # 32-byte file header) must fit under journal_size_limit, else every restart truncates the
+    # file and the next commits grow it again (block allocation inside the WAL's fsync).
+    store = SqliteStore(f"sqlite:///{tmp_path / 'gw.db'}")
+    await store.start()
+    try:
+        at_bound = 32 + RESTART_FRAMES * (PAGE + 24)
+        assert int(store.pragmas["journal_size_limit"]) == WAL_SIZE_LIMIT > at_bound * 3 // 2
     finally:
         await store.close()
