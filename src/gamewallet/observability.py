@@ -57,6 +57,7 @@ __all__ = [
     "CONTENT_TYPE_LATEST",
     "Metrics",
     "configure_logging",
+    "counter_family",
     "gauge_family",
     "instrument",
     "protocol_of",
@@ -251,6 +252,19 @@ def gauge_family(
 ) -> GaugeMetricFamily:
     """A gauge family for one scrape: a value per tuple of label values (``()`` = none)."""
     family = GaugeMetricFamily(name, documentation, labels=label_names)
+    for label_values, value in samples.items():
+        family.add_metric(list(label_values), value)
+    return family
+
+
+def counter_family(
+    name: str,
+    documentation: str,
+    samples: Mapping[tuple[str, ...], float],
+    label_names: tuple[str, ...] = (),
+) -> CounterMetricFamily:
+    """A counter family (``name`` without ``_total``) read off a running total at scrape time."""
+    family = CounterMetricFamily(name, documentation, labels=label_names)
     for label_values, value in samples.items():
         family.add_metric(list(label_values), value)
     return family

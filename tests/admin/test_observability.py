@@ -145,6 +145,39 @@ async def test_metrics_count_protocol_results_and_read_the_database(desk: Desk) 
     assert 'gamewallet_oldest_open_operation_age_seconds{state="held"} 0.0' in text
 
 
+def _counter(text: str, name: str, labels: str = "") -> float:
+    found = re.search(rf"^{name}_total{re.escape(labels)} (\S+)$", text, re.MULTILINE)
+    assert found is not None, f"{name}_total{labels} is not on /metrics"
+    return float(found.group(1))
+
+
+async def test_metrics_count_the_group_commits_and_checkpoints_of_the_store(desk: Desk) -> None:
+    token = desk.sessions["p1"]
+    for n in range(5):
+        body = {
+            "token": token,
+            "mmTransactionId": f"g{n}",
+            "amount": {"amount": 1, "currencyCode": "XAG"},
+        }
+        assert "errorCode" not in await desk.wallet("withdraw", body)
+    text = (await desk.http.get("/metrics")).text
+    after = desk.services.store.commit_stats()  # type: ignore[attr-defined]
+    commits = _counter(text, "gamewallet_db_group_commits")
+    carried = _counter(text, "gamewallet_db_group_commit_calls")
+    assert commits <= carried <= after["batched_calls"]
+    if "sqlite" in desk.services.settings.database_url:
+        assert 5 <= commits <= after["batches"]  # every call is in some writer transaction
+        assert "gamewallet_db_single_calls_total" not in text
+        for mode in ("PASSIVE", "RESTART", "TRUNCATE"):
+            seen = _counter(text, "gamewallet_sqlite_wal_checkpoints", f'{{mode="{mode}"}}')
+            assert seen <= after[f"wal_{mode.lower()}"]
+    else:
+        # Five calls one after another: each goes on its own statement (nothing to batch with).
+        single = _counter(text, "gamewallet_db_single_calls")
+        assert 5 <= carried + single <= after["batched_calls"] + after["single_calls"]
+        assert "gamewallet_sqlite_wal_checkpoints" not in text
+
+
 async def test_readyz_is_503_when_the_database_is_unreachable(
     desk: Desk, settings: Settings
 ) -> None:

@@ -23,7 +23,7 @@ from gamewallet.admin.actions import Backoffice
 from gamewallet.admin.api import build_api
 from gamewallet.admin.pages import build_pages
 from gamewallet.core.money import SCALE
-from gamewallet.observability import CONTENT_TYPE_LATEST, Metrics, gauge_family
+from gamewallet.observability import CONTENT_TYPE_LATEST, Metrics, counter_family, gauge_family
 from gamewallet.service import backoffice
 from gamewallet.service.context import Services
 from gamewallet.store.port import StoreError
@@ -55,7 +55,11 @@ def metrics_handler(services: Services, metrics: Metrics) -> HTTPRouteHandler:
 
     @get("/metrics", include_in_schema=False, media_type=CONTENT_TYPE_LATEST)
     async def metrics_endpoint() -> Response[bytes]:
-        families = [*await database_families(), *_pool_families(services)]
+        families = [
+            *await database_families(),
+            *_pool_families(services),
+            *_commit_families(services),
+        ]
         return Response(
             metrics.render(families),
             media_type=CONTENT_TYPE_LATEST,
@@ -120,3 +124,44 @@ def _pool_families(services: Services) -> list[Metric]:
             ("stat",),
         )
     ]
+
+
+def _commit_families(services: Services) -> list[Metric]:
+    stats = getattr(services.store, "commit_stats", None)
+    if stats is None:
+        return []
+    values: dict[str, int] = stats()
+    described = (
+        (
+            "gamewallet_db_group_commits",
+            "batches",
+            "This process's group-commit transactions (SQLite writer batches, PostgreSQL batches).",
+        ),
+        (
+            "gamewallet_db_group_commit_calls",
+            "batched_calls",
+            "Wallet calls those transactions carried (per transaction: the mean batch size).",
+        ),
+        (
+            "gamewallet_db_single_calls",
+            "single_calls",
+            "PostgreSQL fast-path calls this process sent on their own statement.",
+        ),
+    )
+    families: list[Metric] = [
+        counter_family(name, documentation, {(): float(values[key])})
+        for name, key, documentation in described
+        if key in values
+    ]
+    modes = {(key[4:].upper(),): float(n) for key, n in values.items() if key.startswith("wal_")}
+    if modes:
+        families.append(
+            counter_family(
+                "gamewallet_sqlite_wal_checkpoints",
+                "This process's WAL checkpoints by mode (PASSIVE by the checkpointer thread,"
+                " RESTART by the writer, TRUNCATE when idle).",
+                dict(sorted(modes.items())),
+                ("mode",),
+            )
+        )
+    return families

@@ -213,6 +213,18 @@ class FastPostgresStore(PostgresStore):
             timeout_s=self.command_timeout_s,
         )
 
+    def commit_stats(self) -> dict[str, int]:
+        """Group commit since start (for /metrics): batch statements sent, the calls they
+        carried, and the calls that went on their own statement."""
+        group = self.group
+        if group is None:
+            return {"batches": 0, "batched_calls": 0, "single_calls": 0}
+        return {
+            "batches": group.batches,
+            "batched_calls": group.batched_calls,
+            "single_calls": group.single_calls,
+        }
+
     async def close(self) -> None:
         """Let the batches in flight land, then close the pool."""
         group, self.group = self.group, None

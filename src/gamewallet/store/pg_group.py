@@ -72,9 +72,11 @@ class GroupCommit:
         self.flights_max = flights_max
         self._timeout_s = timeout_s
         self._tasks: set[asyncio.Task[None]] = set()
-        #: Batch statements sent, and the calls they ran (for tests and metrics).
+        #: Batch statements sent, the calls they ran, and the calls sent on their own
+        #: statement (for tests and /metrics).
         self.batched_calls = 0
         self.batches = 0
+        self.single_calls = 0
 
     async def row(self, lane: Lane, args: tuple[Any, ...]) -> Row:
         """The per-call function's row for ``args``, once its transaction has committed.
@@ -101,6 +103,7 @@ class GroupCommit:
 
     async def alone(self, sql: str, args: tuple[Any, ...]) -> Row:
         """One call on its own statement (its own transaction), errors translated."""
+        self.single_calls += 1
         try:
             async with self._pool.acquire(timeout=self._timeout_s) as conn:
                 row = await conn.fetchrow(sql, *args)

@@ -168,6 +168,10 @@ class SqliteStore:
         self.checkpointer: WalCheckpointer | None = None
         #: The writer connection's PRAGMAs as SQLite reports them once it is open.
         self.pragmas: dict[str, int] = {}
+        #: Transactions the writer thread ran and the calls they carried (for /metrics; written
+        #: by that thread only).
+        self.batches = 0
+        self.batched_calls = 0
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -203,6 +207,15 @@ class SqliteStore:
         """The one connection (for /metrics), and the use cases queued for the writer."""
         running = int(self._thread is not None)
         return {"max": 1, "open": running, "queued": self._queue.qsize()}
+
+    def commit_stats(self) -> dict[str, int]:
+        """Group commit since start (for /metrics): the writer's transactions, the calls they
+        carried, and the WAL checkpoints of this process by mode."""
+        stats = {"batches": self.batches, "batched_calls": self.batched_calls}
+        checkpointer = self.checkpointer
+        if checkpointer is not None:
+            stats.update({f"wal_{mode.lower()}": n for mode, n in checkpointer.runs.items()})
+        return stats
 
     async def run(self, use_case: UseCase[T]) -> T:
         """Run ``use_case`` on the writer thread in one (group-committed) transaction."""
@@ -303,6 +316,8 @@ class SqliteStore:
         batch = [job for job in batch if not job.future.cancelled()]
         if not batch:
             return
+        self.batches += 1
+        self.batched_calls += len(batch)
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
