@@ -13,6 +13,7 @@ from gamewallet.service.context import MISS_RELOAD_INTERVAL_MS, ClientDirectory
 from gamewallet.store import ops
 from gamewallet.store.memory import MemoryStore
 from gamewallet.store.port import StoreError, UseCase
+from gamewallet.store.records import ClientRecord
 
 
 class CountingStore(MemoryStore):
@@ -60,9 +61,7 @@ async def test_unknown_names_reload_at_most_once_per_interval() -> None:
 async def test_disabled_clients_are_not_returned() -> None:
     store = MemoryStore()
     clock = FakeClock()
-    record = await store.run(
-        create_client(NewClient("jdb", "jb", None, None, "RMB"), clock.now_ms(), b"k")
-    )
+    record = await _add_jdb(store, clock)
     directory = ClientDirectory(store, clock, ttl_s=0)
     assert await directory.by_name("jdb", "jb") is not None
     await store.run(_disable(record.id))
@@ -89,6 +88,32 @@ class GatedStore(CountingStore):
             use_case.close()
             raise StoreError("the database is away")
         return await super().run(use_case)
+
+
+async def _add_jdb(store: MemoryStore, clock: FakeClock) -> ClientRecord:
+    """The JDB client ``jb`` (straight into the store, past any gate)."""
+    new = NewClient("jdb", "jb", None, None, "RMB")
+    record: ClientRecord = await MemoryStore.run(store, create_client(new, clock.now_ms(), b"k"))
+    return record
+
+
+async def _background_reload_over(directory: ClientDirectory) -> None:
+    for _ in range(100):
+        if directory._refreshing is None:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the background reload did not end")
+
+
+async def _rows_six_seconds_old() -> tuple[GatedStore, FakeClock, ClientDirectory]:
+    """A directory with a 10 s TTL that loaded ``jb`` 6 s ago: due for a background reload."""
+    store = GatedStore()
+    clock = FakeClock()
+    await _add_jdb(store, clock)
+    directory = ClientDirectory(store, clock, ttl_s=10)
+    await directory.reload()
+    clock.advance(6)
+    return store, clock, directory
 
 
 async def test_callers_that_find_the_rows_expired_together_share_one_read() -> None:
@@ -133,9 +158,7 @@ async def test_a_caller_that_asked_during_a_read_gets_a_read_that_began_after_it
 async def test_rows_half_a_ttl_old_are_reloaded_in_the_background_without_waiting() -> None:
     store = GatedStore()
     clock = FakeClock()
-    record = await store.run(
-        create_client(NewClient("jdb", "jb", None, None, "RMB"), clock.now_ms(), b"k")
-    )
+    record = await _add_jdb(store, clock)
     directory = ClientDirectory(store, clock, ttl_s=10)
     await directory.reload()
     await MemoryStore.run(store, _disable(record.id))
@@ -149,11 +172,7 @@ async def test_rows_half_a_ttl_old_are_reloaded_in_the_background_without_waitin
         assert await asyncio.wait_for(directory.by_name("jdb", "jb"), 1) is not None
     assert directory.reads == 2
     store.gate.set()
-    for _ in range(100):
-        if directory._refreshing is None:
-            break
-        await asyncio.sleep(0)
-    assert directory._refreshing is None
+    await _background_reload_over(directory)
     assert await directory.by_name("jdb", "jb") is None  # the background read saw it disabled
     assert directory.reads == 2
 
@@ -161,19 +180,10 @@ async def test_rows_half_a_ttl_old_are_reloaded_in_the_background_without_waitin
 async def test_a_failed_background_reload_keeps_the_rows_and_the_ttl_still_holds(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    store = GatedStore()
-    clock = FakeClock()
-    await store.run(create_client(NewClient("jdb", "jb", None, None, "RMB"), clock.now_ms(), b"k"))
-    directory = ClientDirectory(store, clock, ttl_s=10)
-    await directory.reload()
-    clock.advance(6)
+    store, clock, directory = await _rows_six_seconds_old()
     store.fail = True
     assert await directory.by_name("jdb", "jb") is not None
-    for _ in range(100):
-        if directory._refreshing is None:
-            break
-        await asyncio.sleep(0)
-    assert directory._refreshing is None
+    await _background_reload_over(directory)
     assert "could not be reloaded in the background" in caplog.text
     clock.advance(5)  # 11 s: past the TTL, the caller now waits for a read, which fails
     with pytest.raises(StoreError):
@@ -183,12 +193,7 @@ async def test_a_failed_background_reload_keeps_the_rows_and_the_ttl_still_holds
 
 
 async def test_close_stops_a_background_reload() -> None:
-    store = GatedStore()
-    clock = FakeClock()
-    await store.run(create_client(NewClient("jdb", "jb", None, None, "RMB"), clock.now_ms(), b"k"))
-    directory = ClientDirectory(store, clock, ttl_s=10)
-    await directory.reload()
-    clock.advance(6)
+    store, _clock, directory = await _rows_six_seconds_old()
     store.gate.clear()
     assert await directory.by_name("jdb", "jb") is not None
     task = directory._refreshing
