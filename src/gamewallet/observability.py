@@ -36,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from prometheus_client import (
@@ -67,6 +67,8 @@ __all__ = [
     "set_result_code",
     "uvicorn_log_config",
 ]
+
+_Family = TypeVar("_Family", GaugeMetricFamily, CounterMetricFamily)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -251,10 +253,7 @@ def gauge_family(
     label_names: tuple[str, ...] = (),
 ) -> GaugeMetricFamily:
     """A gauge family for one scrape: a value per tuple of label values (``()`` = none)."""
-    family = GaugeMetricFamily(name, documentation, labels=label_names)
-    for label_values, value in samples.items():
-        family.add_metric(list(label_values), value)
-    return family
+    return _filled(GaugeMetricFamily(name, documentation, labels=label_names), samples)
 
 
 def counter_family(
@@ -264,7 +263,10 @@ def counter_family(
     label_names: tuple[str, ...] = (),
 ) -> CounterMetricFamily:
     """A counter family (``name`` without ``_total``) read off a running total at scrape time."""
-    family = CounterMetricFamily(name, documentation, labels=label_names)
+    return _filled(CounterMetricFamily(name, documentation, labels=label_names), samples)
+
+
+def _filled(family: _Family, samples: Mapping[tuple[str, ...], float]) -> _Family:
     for label_values, value in samples.items():
         family.add_metric(list(label_values), value)
     return family

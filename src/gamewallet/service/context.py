@@ -48,13 +48,12 @@ class ClientDirectory:
     _by_username: dict[tuple[str, str], ClientRecord] = field(default_factory=dict)
     _loaded_at_ms: int = -(10**15)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    #: Reads begun so far, and the number of the last one that succeeded.
-    _reads_begun: int = 0
+    #: Database reads of the client list begun so far (also diagnostics and tests), and the
+    #: number of the last one that succeeded.
+    reads: int = 0
     _loaded_read: int = 0
     #: The background reload under way, if any (a strong reference keeps the task alive).
     _refreshing: asyncio.Task[None] | None = None
-    #: Database reads of the client list so far (diagnostics and tests).
-    reads: int = 0
 
     async def reload(self) -> None:
         """Read every client from the database; on return the rows are at least as new as
@@ -63,13 +62,12 @@ class ClientDirectory:
         Callers that ask while a read is under way wait for it and then share one more read;
         the rows the first of them reads began after every one of them asked.
         """
-        asked = self._reads_begun
+        asked = self.reads
         async with self._lock:
             if self._loaded_read > asked:
                 return  # a read that began after this was asked has succeeded meanwhile
-            self._reads_begun += 1
-            read = self._reads_begun
             self.reads += 1
+            read = self.reads
             clients = await self.store.run(do(ops.ListClients()))
             self._by_name = {(c.protocol, c.name): c for c in clients}
             self._by_username = {
