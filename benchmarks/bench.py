@@ -845,7 +845,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-requests", type=int, default=100_000, help="per scenario")
     parser.add_argument("--warmup-requests", type=int, default=2_000)
     parser.add_argument("--pg-workers", type=int, default=2, help="server processes on PG")
-    parser.add_argument("--sqlite-workers", type=int, default=1, help="... on SQLite")
+    parser.add_argument("--sqlite-workers", type=int, default=2, help="... on SQLite")
     parser.add_argument("--scale-processes", default="1,2,4")
     parser.add_argument("--rss-seconds", type=int, default=60, help="0 = skip; 600 = full")
     parser.add_argument("--no-generic-baseline", dest="generic_baseline", action="store_false")

@@ -153,6 +153,15 @@ def _commit_families(services: Services) -> list[Metric]:
         for name, key, documentation in described
         if key in values
     ]
+    if "write_turn_wait_us" in values:
+        families.append(
+            counter_family(
+                "gamewallet_sqlite_write_turn_wait_seconds",
+                "Time this process's SQLite writer waited for its write turn, while another"
+                " process (or store) wrote the same database file.",
+                {(): values["write_turn_wait_us"] / 1_000_000},
+            )
+        )
     modes = {(key[4:].upper(),): float(n) for key, n in values.items() if key.startswith("wal_")}
     if modes:
         families.append(

@@ -1,10 +1,12 @@
 """The embedded default store: SQLite in WAL mode, one writer thread, group commit.
 
-Every use case runs on one dedicated thread that owns the only connection, so SQLite's
-single-writer rule is kept without lock contention. The thread drains its queue in
-batches: one database transaction per batch, each use case inside its own SAVEPOINT, so a
-refused or failed use case rolls back alone while the others commit together (group
-commit). Results are handed back to the event loop only after COMMIT returns, so nothing is
+Every use case runs on one dedicated thread that owns the process's only connection, so
+SQLite's single-writer rule is kept without lock contention inside a process; server
+processes that share the file take a fair write turn from BEGIN to COMMIT
+(store/sqlite_writelock.py) instead of sleeping in SQLite's busy handler. The thread
+drains its queue in batches: one database transaction per batch, each use case inside its
+own SAVEPOINT, so a refused or failed use case rolls back alone while the others commit
+together (group commit). Results are handed back to the event loop only after COMMIT returns, so nothing is
 acknowledged before it is durable (``synchronous=FULL`` by default).
 
 WAL checkpoints never run inside the writer's COMMIT (``wal_autocheckpoint=0``): a
@@ -59,6 +61,7 @@ from gamewallet.store.rows import (
 )
 from gamewallet.store.sqlite_checkpoint import IDLE_S, INTERVAL_S, RESTART_FRAMES, WalCheckpointer
 from gamewallet.store.sqlite_fastpath import DECLINE, SqliteFastPath
+from gamewallet.store.sqlite_writelock import WriteTurn
 
 T = TypeVar("T")
 
@@ -168,6 +171,9 @@ class SqliteStore:
         self.checkpointer: WalCheckpointer | None = None
         #: The writer connection's PRAGMAs as SQLite reports them once it is open.
         self.pragmas: dict[str, int] = {}
+        #: The write turn this store's writer takes across processes (store/sqlite_writelock.py;
+        #: none for ``:memory:``, which no other connection can open).
+        self.turn: WriteTurn | None = None
         #: Transactions the writer thread ran and the calls they carried (for /metrics; written
         #: by that thread only).
         self.batches = 0
@@ -210,8 +216,11 @@ class SqliteStore:
 
     def commit_stats(self) -> dict[str, int]:
         """Group commit since start (for /metrics): the writer's transactions, the calls they
-        carried, and the WAL checkpoints of this process by mode."""
+        carried, the time it waited for its write turn, and the WAL checkpoints of this
+        process by mode."""
         stats = {"batches": self.batches, "batched_calls": self.batched_calls}
+        if self.turn is not None:
+            stats["write_turn_wait_us"] = int(self.turn.wait_s * 1_000_000)
         checkpointer = self.checkpointer
         if checkpointer is not None:
             stats.update({f"wal_{mode.lower()}": n for mode, n in checkpointer.runs.items()})
@@ -268,6 +277,16 @@ class SqliteStore:
             self._start_error = exc
             self._started.set()
             return
+        if self.path != ":memory:":
+            turn = WriteTurn(self.path)
+            try:
+                turn.open()
+            except OSError as exc:
+                conn.close()
+                self._start_error = exc
+                self._started.set()
+                return
+            self.turn = turn
         self._started.set()
         executor = _Executor(conn)
         fast = SqliteFastPath(conn) if self.fast_path else None
@@ -291,12 +310,15 @@ class SqliteStore:
             if batch:
                 self._run_batch(conn, executor, fast, batch)
         conn.close()
+        if self.turn is not None:
+            self.turn.close()
 
     def _restart_wal(self, conn: sqlite3.Connection, checkpointer: WalCheckpointer) -> None:
         # The WAL outgrew the checkpointer's bound: start it over before the next batch
         # (store/sqlite_checkpoint.py). A failure leaves the WAL as it was; batches go on.
         try:
-            checkpointer.restart(conn, self._busy_timeout_ms)
+            with self._write_turn():
+                checkpointer.restart(conn, self._busy_timeout_ms)
         except sqlite3.Error:
             log.exception("the SQLite WAL could not be started over")
 
@@ -319,26 +341,31 @@ class SqliteStore:
         self.batches += 1
         self.batched_calls += len(batch)
         outcomes: list[tuple[bool, Any]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for job in batch:
-                conn.execute("SAVEPOINT uc")
-                try:
-                    value = _execute(conn, executor, fast, job.use_case)
-                except Exception as exc:  # noqa: BLE001 - re-raised in the caller
-                    conn.execute("ROLLBACK TO uc")
-                    conn.execute("RELEASE uc")
-                    outcomes.append((False, _translate(exc)))
-                else:
-                    conn.execute("RELEASE uc")
-                    outcomes.append((True, value))
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            error = StoreError(f"SQLite transaction failed: {exc}")
-            outcomes = [(False, error)] * len(batch)
+        with self._write_turn():
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for job in batch:
+                    conn.execute("SAVEPOINT uc")
+                    try:
+                        value = _execute(conn, executor, fast, job.use_case)
+                    except Exception as exc:  # noqa: BLE001 - re-raised in the caller
+                        conn.execute("ROLLBACK TO uc")
+                        conn.execute("RELEASE uc")
+                        outcomes.append((False, _translate(exc)))
+                    else:
+                        conn.execute("RELEASE uc")
+                        outcomes.append((True, value))
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                error = StoreError(f"SQLite transaction failed: {exc}")
+                outcomes = [(False, error)] * len(batch)
         _answer(batch, outcomes)
+
+    def _write_turn(self) -> contextlib.AbstractContextManager[None]:
+        """The write turn across processes, held from BEGIN to COMMIT (none in memory)."""
+        return contextlib.nullcontext() if self.turn is None else self.turn.held()
 
 
 def _answer(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
