@@ -6,8 +6,8 @@ processes that share the file take a fair write turn from BEGIN to COMMIT
 (store/sqlite_writelock.py) instead of sleeping in SQLite's busy handler. The thread
 drains its queue in batches: one database transaction per batch, each use case inside its
 own SAVEPOINT, so a refused or failed use case rolls back alone while the others commit
-together (group commit). Results are handed back to the event loop only after COMMIT returns, so nothing is
-acknowledged before it is durable (``synchronous=FULL`` by default).
+together (group commit). Results are handed back to the event loop only after COMMIT
+returns, so nothing is acknowledged before it is durable (``synchronous=FULL`` by default).
 
 WAL checkpoints never run inside the writer's COMMIT (``wal_autocheckpoint=0``): a
 checkpointer thread with its own connection does them (store/sqlite_checkpoint.py), and the
