@@ -8,6 +8,8 @@ server processes have) commit every call between them.
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
 import os
 import threading
 import time
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from gamewallet.store import ops
-from gamewallet.store.port import do
+from gamewallet.store.port import StoreError, do
 from gamewallet.store.sqlite import SqliteStore
 from gamewallet.store.sqlite_writelock import GATE_SUFFIX, TURN_SUFFIX, WriteTurn
 
@@ -134,3 +136,53 @@ async def test_an_in_memory_store_takes_no_turn() -> None:
         assert "write_turn_wait_us" not in store.commit_stats()
     finally:
         await store.close()
+
+
+async def test_a_turn_not_taken_fails_its_batch_and_the_writer_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SqliteStore(f"sqlite:///{tmp_path}/gw.db")
+    await store.start()
+    try:
+        assert store.turn is not None
+        real_flock = fcntl.flock
+
+        def no_locks_left(fd: int, operation: int) -> None:
+            raise OSError(errno.ENOLCK, "No locks available")
+
+        monkeypatch.setattr(fcntl, "flock", no_locks_left)
+        with pytest.raises(StoreError, match="write turn not taken"):
+            await asyncio.wait_for(store.run(do(ops.SetMetaIfAbsent("a", "never"))), 5)
+        monkeypatch.setattr(fcntl, "flock", real_flock)
+        assert await asyncio.wait_for(store.run(do(ops.SetMetaIfAbsent("b", "next"))), 5) == "next"
+        assert await store.run(do(ops.GetMeta("a"))) is None  # nothing of the failed batch ran
+    finally:
+        await store.close()
+
+
+def test_a_turn_that_cannot_be_let_go_is_closed_and_taken_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "gw.db"
+    turn, other = _turn(path), _turn(path)
+    real_flock = fcntl.flock
+
+    def unlock_fails(fd: int, operation: int) -> None:
+        if operation == fcntl.LOCK_UN and fd == turn._turn:
+            raise OSError(errno.EIO, "I/O error")
+        real_flock(fd, operation)
+
+    try:
+        monkeypatch.setattr(fcntl, "flock", unlock_fails)
+        done = []
+        with turn.held():
+            done.append("work")  # the body's work stands
+        assert done == ["work"]
+        monkeypatch.setattr(fcntl, "flock", real_flock)
+        with other.held():  # closing let go of it
+            pass
+        with turn.held():  # opened again
+            assert turn.taken == 2
+    finally:
+        turn.close()
+        other.close()

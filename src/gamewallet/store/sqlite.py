@@ -319,7 +319,7 @@ class SqliteStore:
         try:
             with self._write_turn():
                 checkpointer.restart(conn, self._busy_timeout_ms)
-        except sqlite3.Error:
+        except (sqlite3.Error, OSError):
             log.exception("the SQLite WAL could not be started over")
 
     def _run_batch(
@@ -340,32 +340,50 @@ class SqliteStore:
             return
         self.batches += 1
         self.batched_calls += len(batch)
-        outcomes: list[tuple[bool, Any]] = []
-        with self._write_turn():
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                for job in batch:
-                    conn.execute("SAVEPOINT uc")
-                    try:
-                        value = _execute(conn, executor, fast, job.use_case)
-                    except Exception as exc:  # noqa: BLE001 - re-raised in the caller
-                        conn.execute("ROLLBACK TO uc")
-                        conn.execute("RELEASE uc")
-                        outcomes.append((False, _translate(exc)))
-                    else:
-                        conn.execute("RELEASE uc")
-                        outcomes.append((True, value))
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                error = StoreError(f"SQLite transaction failed: {exc}")
-                outcomes = [(False, error)] * len(batch)
+        outcomes: list[tuple[bool, Any]]
+        try:
+            with self._write_turn():
+                outcomes = _transaction(conn, executor, fast, batch)
+        except OSError as exc:
+            # The turn could not be taken (its release never raises): nothing of the batch
+            # ran, its callers get an error and the writer goes on with the next batch.
+            error = StoreError(f"SQLite write turn not taken: {exc}")
+            outcomes = [(False, error)] * len(batch)
         _answer(batch, outcomes)
 
     def _write_turn(self) -> contextlib.AbstractContextManager[None]:
         """The write turn across processes, held from BEGIN to COMMIT (none in memory)."""
         return contextlib.nullcontext() if self.turn is None else self.turn.held()
+
+
+def _transaction(
+    conn: sqlite3.Connection,
+    executor: _Executor,
+    fast: SqliteFastPath | None,
+    batch: list[_Job],
+) -> list[tuple[bool, Any]]:
+    """Run a batch in one transaction, each use case in its own SAVEPOINT: the outcomes."""
+    outcomes: list[tuple[bool, Any]] = []
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for job in batch:
+            conn.execute("SAVEPOINT uc")
+            try:
+                value = _execute(conn, executor, fast, job.use_case)
+            except Exception as exc:  # noqa: BLE001 - re-raised in the caller
+                conn.execute("ROLLBACK TO uc")
+                conn.execute("RELEASE uc")
+                outcomes.append((False, _translate(exc)))
+            else:
+                conn.execute("RELEASE uc")
+                outcomes.append((True, value))
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        error = StoreError(f"SQLite transaction failed: {exc}")
+        outcomes = [(False, error)] * len(batch)
+    return outcomes
 
 
 def _answer(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:

@@ -28,9 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import time
 from collections.abc import Iterator
+
+log = logging.getLogger(__name__)
 
 #: Suffixes of the two lock files, after the database file's name.
 TURN_SUFFIX = "-writelock"
@@ -38,7 +41,7 @@ GATE_SUFFIX = "-writegate"
 
 
 class WriteTurn:
-    """The fair write turn of the database at ``db_path`` (open it before use)."""
+    """The fair write turn of the database at ``db_path``."""
 
     def __init__(self, db_path: str) -> None:
         self.turn_path = db_path + TURN_SUFFIX
@@ -70,18 +73,32 @@ class WriteTurn:
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        """Hold the turn for the body: the gate, then the turn, then the gate let go."""
-        assert self._turn >= 0, "WriteTurn.open() first"
+        """Hold the turn for the body: the gate, then the turn, then the gate let go (the
+        files are opened again if they were closed; ``OSError`` if the turn is not taken)."""
+        if self._turn < 0:
+            self.open()
         started = time.monotonic()
         fcntl.flock(self._gate, fcntl.LOCK_EX)  # blocks with the GIL released
         try:
             fcntl.flock(self._turn, fcntl.LOCK_EX)
         finally:
-            fcntl.flock(self._gate, fcntl.LOCK_UN)
+            self._unlock(self._gate)
+        if self._turn < 0:
+            raise OSError(f"the write turn {self.turn_path} was closed while taken")
         self.taken += 1
         self.wait_s += time.monotonic() - started
         try:
             yield
         finally:
-            if self._turn >= 0:  # closed meanwhile: the close let go of it
-                fcntl.flock(self._turn, fcntl.LOCK_UN)
+            self._unlock(self._turn)
+
+    def _unlock(self, fd: int) -> None:
+        # Never raises: the body's work is done (committed, say) whatever happens here. A lock
+        # that cannot be let go is let go by closing both files; the next turn opens them again.
+        if fd < 0:
+            return  # closed meanwhile: closing let go of it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except OSError:
+            log.exception("a write-turn lock of %s could not be let go; closing", self.turn_path)
+            self.close()
