@@ -48,8 +48,8 @@ class WriteTurn:
         self.gate_path = db_path + GATE_SUFFIX
         self._turn = -1
         self._gate = -1
-        #: Turns taken, and the seconds spent waiting for them (for /metrics; written by the
-        #: thread that takes them only).
+        #: Turns taken (diagnostics) and the seconds spent waiting for them (/metrics); written
+        #: by the thread that takes them only.
         self.taken = 0
         self.wait_s = 0.0
 
