@@ -75,19 +75,9 @@ def test_two_processes_on_one_sqlite_file_lose_nothing(tmp_path: Path) -> None:
 
         assert asyncio.run(replay_first_lane()) == answers[0]  # stored answers, nothing new
         assert asyncio.run(_balance(base, sm)) == after
-        waits = [
-            float(m.group(1))
-            for _ in range(6)  # each scrape lands on either process
-            for m in [
-                re.search(
-                    r"^gamewallet_sqlite_write_turn_wait_seconds_total (\S+)$",
-                    httpx.get(base + "/metrics").text,
-                    re.MULTILINE,
-                )
-            ]
-            if m is not None
-        ]
-        assert waits, "no write-turn counter on /metrics"
+        counter = re.compile(r"^gamewallet_sqlite_write_turn_wait_seconds_total \S+$", re.M)
+        scrapes = [httpx.get(base + "/metrics").text for _ in range(6)]  # either process
+        assert any(counter.search(text) for text in scrapes), "no write-turn counter on /metrics"
     assert (tmp_path / f"gw.db{TURN_SUFFIX}").exists()
 
     async def audit() -> list[str]:

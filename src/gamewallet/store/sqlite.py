@@ -271,22 +271,18 @@ class SqliteStore:
         return conn
 
     def _serve(self) -> None:
+        turn = None if self.path == ":memory:" else WriteTurn(self.path)
         try:
+            if turn is not None:
+                turn.open()  # the lock files first: nothing to close if they cannot be made
             conn = self._connect()
         except Exception as exc:  # noqa: BLE001 - reported to start(); the thread ends
+            if turn is not None:
+                turn.close()
             self._start_error = exc
             self._started.set()
             return
-        if self.path != ":memory:":
-            turn = WriteTurn(self.path)
-            try:
-                turn.open()
-            except OSError as exc:
-                conn.close()
-                self._start_error = exc
-                self._started.set()
-                return
-            self.turn = turn
+        self.turn = turn
         self._started.set()
         executor = _Executor(conn)
         fast = SqliteFastPath(conn) if self.fast_path else None
