@@ -21,6 +21,7 @@ import pytest
 from tests.integration.pg_two_stores import two_stores
 
 from gamewallet.core.errors import WalletError
+from gamewallet.core.ledger import Bucket
 from gamewallet.core.states import Call
 from gamewallet.protocols.seamless.routes import _render_tx
 from gamewallet.service import admin, jdb, seamless
@@ -313,3 +314,122 @@ async def test_jdb_duplicates_from_two_processes_apply_once(pg_url: str) -> None
     finally:
         await one.close()
         await two.close()
+
+
+async def _deadlocks(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        value = await conn.fetchval(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+        )
+    finally:
+        await conn.close()
+    return int(value or 0)
+
+
+async def test_batches_and_generic_postings_on_the_same_players_never_deadlock(
+    site: Site,
+) -> None:
+    """Migration 0011: a batch locks its players up front but not their accounts, because
+    every transaction that locks or writes a player's account holds the player row first.
+    Every kind of writer on the same two players at once: group-committed withdraws and
+    confirmations from both "processes", and generic adjustments of the cash and the
+    free-credit accounts. Exact balances, a clean audit, and no deadlock detected by
+    PostgreSQL (a wrong lock order deadlocks only when two transactions interleave at the
+    wrong moment, so this is a guard; the argument is in the migration)."""
+    pg_url = site.url
+    players = PLAYERS[:2]
+    pool = site.one._pool
+    assert pool is not None
+    rows = await pool.fetch(
+        "SELECT external_id, id FROM players WHERE client_id = $1", site.client.id
+    )
+    ids: dict[str, int] = {r[0]: r[1] for r in rows}
+    rng = random.Random(11)
+    before = await _deadlocks(pg_url)
+    amounts = {f"w{n}": rng.randrange(1, 90) * 10_000 for n in range(80)}
+    owner = {key: players[n % 2] for n, key in enumerate(amounts)}
+    # Adjustments of both buckets (free credit: credits only, so none can be refused).
+    adjustments: list[tuple[str, int, Bucket]] = []
+    for n in range(40):
+        bucket = Bucket.FREE if n % 4 == 0 else Bucket.CASH
+        sign = 1 if bucket is Bucket.FREE else rng.choice([-1, 1])
+        adjustments.append((players[n % 2], sign * rng.randrange(1, 50) * 10_000, bucket))
+    adjusted = {(player, bucket.value): 0 for player in players for bucket in Bucket}
+    for player, amount, bucket in adjustments:
+        adjusted[(player, bucket.value)] += amount
+
+    async def adjust(n: int, player: str, amount: int, bucket: Bucket) -> str:
+        use_case = admin.adjust(
+            ids[player], amount, "test", "tester", site.clock.now_ms(), bucket=bucket
+        )
+        await (site.one if n % 2 else site.two).run(use_case)
+        return "ok"
+
+    async def wallet(store: FastPostgresStore, key: str, call: Call) -> str:
+        try:
+            await store.run(_withdraw(site, owner[key], key, amounts[key], call))
+        except WalletError as exc:
+            return exc.code.name
+        return "ok"
+
+    halves = (adjustments[:20], adjustments[20:])
+    for call, half in zip((Call.OPEN, Call.CONFIRM), halves, strict=True):
+        # Every id twice (once per "process"), and the adjustments, all at once, shuffled.
+        jobs = [wallet(store, key, call) for key in amounts for store in (site.one, site.two)]
+        jobs += [adjust(n, *a) for n, a in enumerate(half)]
+        rng.shuffle(jobs)
+        assert set(await asyncio.gather(*jobs)) == {"ok"}
+    assert site.one.group is not None
+    assert site.two.group is not None
+    assert site.one.group.batches + site.two.group.batches > 0, "no batch was formed"
+
+    rows = await pool.fetch(
+        "SELECT p.external_id, a.bucket, a.posted_minor, a.held_minor FROM players p"
+        " JOIN accounts a ON a.owner_kind = 'player' AND a.owner_id = p.id"
+        " WHERE p.client_id = $1",
+        site.client.id,
+    )
+    got = {(r[0], r[1]): (r[2], r[3]) for r in rows}
+    for player in players:
+        paid = sum(amounts[key] for key in amounts if owner[key] == player)
+        cash = FUNDS - paid + adjusted[(player, "cash")]
+        assert got[(player, "cash")] == (cash, 0), player
+        assert got[(player, "free")] == (adjusted[(player, "free")], 0), player
+    assert await site.one.run(admin.audit()) == []
+    # A detected deadlock is counted when its victim's backend reports its statistics, at the
+    # latest when it exits: close both pools, then give the report a moment to arrive.
+    await site.one.close()
+    await site.two.close()
+    for _ in range(20):
+        if await _deadlocks(pg_url) != before:
+            break
+        await asyncio.sleep(0.1)
+    assert await _deadlocks(pg_url) == before, "PostgreSQL detected a deadlock"
+
+
+async def test_migration_0011_goes_down_and_up_again(pg_url: str) -> None:
+    """0011 replaces two functions in place; down restores 0007's lock and 0009's batch."""
+    from alembic import command
+
+    from gamewallet.store.migrate import alembic_config
+
+    async def state() -> tuple[bool, bool, list[str] | None]:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            row = await conn.fetchrow(
+                "SELECT (SELECT prosrc FROM pg_proc WHERE proname = 'gw_lock_players_v1'),"
+                " (SELECT prosrc FROM pg_proc WHERE proname = 'gw_seamless_batch_v2'),"
+                " (SELECT proconfig FROM pg_proc WHERE proname = 'gw_seamless_batch_v2')"
+            )
+        finally:
+            await conn.close()
+        assert row is not None
+        return "JOIN accounts" in row[0], "v_answer := gw_seamless_call_v1(" in row[1], row[2]
+
+    await asyncio.to_thread(migrate.upgrade, pg_url)
+    assert await state() == (False, True, ["enable_seqscan=off"])
+    await asyncio.to_thread(command.downgrade, alembic_config(pg_url), "0010")
+    assert await state() == (True, False, ["enable_seqscan=off"])
+    await asyncio.to_thread(migrate.upgrade, pg_url)
+    assert await state() == (False, True, ["enable_seqscan=off"])

@@ -59,7 +59,8 @@ SELECT * FROM gw_jdb_transfer_v2($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $
 JDB_FUNCTION = "gw_jdb_transfer_v2"
 #: The batch forms (migration 0007): the same arguments as arrays, one row per call; each runs
 #: a batch in one subtransaction unless a call raises (seamless and HRG migration 0009, JDB
-#: 0010, on top of 0008's gw_jdb_transfer_v2).
+#: 0010, on top of 0008's gw_jdb_transfer_v2); they lock their players up front, and the
+#: seamless one calls its per-call function as an expression (migration 0011).
 BATCH_FUNCTIONS = ("gw_seamless_batch_v2", "gw_hrg_batch_v2", "gw_jdb_batch_v3")
 _BATCH = """
 SELECT o_index, o_status, o_code, o_detail, o_body FROM gw_seamless_batch_v2(
