@@ -359,27 +359,21 @@ async def test_batches_and_generic_postings_on_the_same_players_never_deadlock(
     for player, amount, bucket in adjustments:
         adjusted[(player, bucket.value)] += amount
 
-    async def adjust(n: int, player: str, amount: int, bucket: Bucket) -> str:
-        use_case = admin.adjust(
-            ids[player], amount, "test", "tester", site.clock.now_ms(), bucket=bucket
-        )
-        await (site.one if n % 2 else site.two).run(use_case)
-        return "ok"
-
-    async def wallet(store: FastPostgresStore, key: str, call: Call) -> str:
-        try:
-            await store.run(_withdraw(site, owner[key], key, amounts[key], call))
-        except WalletError as exc:
-            return exc.code.name
-        return "ok"
+    def adjust(player: str, amount: int, bucket: Bucket) -> Any:
+        now = site.clock.now_ms()
+        return admin.adjust(ids[player], amount, "test", "tester", now, bucket=bucket)
 
     halves = (adjustments[:20], adjustments[20:])
     for call, half in zip((Call.OPEN, Call.CONFIRM), halves, strict=True):
         # Every id twice (once per "process"), and the adjustments, all at once, shuffled.
-        jobs = [wallet(store, key, call) for key in amounts for store in (site.one, site.two)]
-        jobs += [adjust(n, *a) for n, a in enumerate(half)]
+        jobs = [
+            _send(store, _withdraw(site, owner[key], key, amounts[key], call))
+            for key in amounts
+            for store in (site.one, site.two)
+        ]
+        jobs += [_send((site.two, site.one)[n % 2], adjust(*a)) for n, a in enumerate(half)]
         rng.shuffle(jobs)
-        assert set(await asyncio.gather(*jobs)) == {"ok"}
+        assert {answer[0] for answer in await asyncio.gather(*jobs)} == {"ok"}
     assert site.one.group is not None
     assert site.two.group is not None
     assert site.one.group.batches + site.two.group.batches > 0, "no batch was formed"
