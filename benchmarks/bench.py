@@ -103,7 +103,68 @@ def machine() -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "postgresql": pg,
+        "proactive_reclaim": proactive_reclaim(),
     }
+
+
+#: Where the kernel's DAMON exposes its monitors (Linux 5.18 and later).
+DAMON_ADMIN = Path("/sys/kernel/mm/damon/admin")
+
+
+def proactive_reclaim(root: Path = DAMON_ADMIN) -> str | None:
+    """The kernel's proactive reclaim of idle memory, when one runs: a DAMON monitor that is
+    on with a ``pageout`` scheme, as "DAMON pageout of memory idle >= N s" (None otherwise).
+
+    Such a host takes file pages that nothing touched for N seconds out of the page cache,
+    however much memory is free, so a database larger than what a run touches in N seconds is
+    read from disk however it was warmed (docs/performance.md, "The seventh round").
+    """
+    found: list[float] = []
+    for kdamond in sorted(root.glob("kdamonds/*")):
+        if _read(kdamond / "state") != "on":
+            continue
+        for context in sorted(kdamond.glob("contexts/*")):
+            aggr_us = _read_int(context / "monitoring_attrs" / "intervals" / "aggr_us")
+            for scheme in sorted(context.glob("schemes/*")):
+                if _read(scheme / "action") != "pageout":
+                    continue
+                min_age = _read_int(scheme / "access_pattern" / "age" / "min")
+                if aggr_us is not None and min_age is not None:
+                    found.append(min_age * aggr_us / 1e6)
+    if not found:
+        return None
+    return f"DAMON pageout of memory idle >= {min(found):g} s"
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _read_int(path: Path) -> int | None:
+    text = _read(path)
+    return int(text) if text is not None and text.isdigit() else None
+
+
+def cached_share(path: Path) -> float | None:
+    """The share of ``path``'s bytes in the page cache, 0 to 1 (util-linux ``fincore``; None
+    where it is missing or fails)."""
+    fincore = shutil.which("fincore")
+    if fincore is None or not path.exists():
+        return None
+    out = subprocess.run(  # noqa: S603 - a fixed command on our own file
+        [fincore, "--bytes", "--noheadings", "--raw", "--output", "RES,SIZE", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    fields = out.stdout.split()
+    if out.returncode != 0 or len(fields) != 2 or not all(f.isdigit() for f in fields):
+        return None
+    resident, size = (int(f) for f in fields)
+    return round(resident / size, 3) if size else None
 
 
 # --- processes ---------------------------------------------------------------------------
@@ -668,10 +729,23 @@ def run_big(kind: str, args: argparse.Namespace, workdir: Path, results: dict[st
         log(f"  seeded in {prep['seed_seconds']} s")
     prep["warm_up"] = warm_up(db)
     log(f"  warm-up: {prep['warm_up']}")
+    # SQLite's file in the page cache after the warm-up, when the load starts and when it
+    # ends: a host that reclaims idle page cache undoes the warm-up (see proactive_reclaim).
+    big_file = Path(db.dsn) if kind == "sqlite" else None
+    cached: dict[str, float | None] = {}
+    if big_file is not None:
+        cached["after_warm_up"] = cached_share(big_file)
     spec = spec_file(workdir, args.big_players, kind[:2] + "big")
     workers = args.pg_workers if kind == "postgresql" else args.sqlite_workers
     with serving(db.url, workers) as server:
+        if big_file is not None:
+            cached["load_start"] = cached_share(big_file)
         report = run_load(server, "seamless_pairs", spec, args)
+        if big_file is not None:
+            cached["load_end"] = cached_share(big_file)
+    if cached:
+        report["file_in_page_cache"] = cached
+        log(f"  file in the page cache: {cached}")
     report["audit"] = audit(db.url)
     report["prepare"] = prep
     report["title"] = TITLES[7]
@@ -731,6 +805,11 @@ def summary_markdown(results: dict[str, Any]) -> str:
             f"{results['date']}, {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM,"
             f" {m['postgresql']}, Python {m['python']}; {results['connections']} connections,"
             f" {results['duration_s']:g} s per scenario."
+            + (
+                f" Proactive reclaim: {m['proactive_reclaim']}."
+                if m.get("proactive_reclaim")
+                else ""
+            )
         ),
         "",
         (
@@ -770,6 +849,14 @@ def summary_markdown(results: dict[str, Any]) -> str:
                 f" | | | | {r['errors']} | {r['rss_first_third_mib']} → {r['rss_last_third_mib']}"
                 " | | | |"
             )
+    for kind, section in results["databases"].items():
+        cached = section.get("scenarios", {}).get("7", {}).get("file_in_page_cache")
+        if cached:
+            shares = ", ".join(
+                f"{moment.replace('_', ' ')} {'?' if v is None else f'{v:.0%}'}"
+                for moment, v in cached.items()
+            )
+            lines += ["", f"Scenario 7 on {kind}, the database file in the page cache: {shares}."]
     return "\n".join(lines) + "\n"
 
 
