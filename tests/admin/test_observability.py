@@ -173,12 +173,15 @@ async def test_metrics_count_the_group_commits_and_checkpoints_of_the_store(desk
             assert seen <= after[f"wal_{mode.lower()}"]
         waited = _counter(text, "gamewallet_sqlite_write_turn_wait_seconds")
         assert 0 <= waited <= after["write_turn_wait_us"] / 1_000_000
+        flushed = _counter(text, "gamewallet_sqlite_wal_flush_seconds")
+        assert 0 <= flushed <= after["flush_before_restart_us"] / 1_000_000
     else:
         # Five calls one after another: each goes on its own statement (nothing to batch with).
         single = _counter(text, "gamewallet_db_single_calls")
         assert 5 <= carried + single <= after["batched_calls"] + after["single_calls"]
         assert "gamewallet_sqlite_wal_checkpoints" not in text
         assert "gamewallet_sqlite_write_turn" not in text
+        assert "gamewallet_sqlite_wal_flush" not in text
 
 
 async def test_readyz_is_503_when_the_database_is_unreachable(

@@ -8,6 +8,7 @@ and never lose or hide a committed row from other connections and processes read
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from gamewallet.settings import Settings
-from gamewallet.store import open_store, ops
+from gamewallet.store import open_store, ops, sqlite_checkpoint
 from gamewallet.store.port import do
 from gamewallet.store.sqlite import CACHE_MAX_KIB, WAL_SIZE_LIMIT, SqliteStore, cache_kib
 from gamewallet.store.sqlite_checkpoint import RESTART_FRAMES, WalCheckpointer, wal_size
@@ -31,6 +32,20 @@ async def write_batch(store: SqliteStore, prefix: str, n: int = 32) -> None:
     """``n`` rows written concurrently, so the writer commits them as one group."""
     calls = [store.run(do(ops.SetMetaIfAbsent(f"{prefix}-{i}", VALUE))) for i in range(n)]
     assert await asyncio.gather(*calls) == [VALUE] * n
+
+
+async def write_until_restarted(
+    store: SqliteStore, prefix: str, *, restarts: int, at_least: int = 0
+) -> int:
+    """Batches back to back (``prefix`` + round) until the writer has started the WAL over
+    ``restarts`` times and ``at_least`` batches are in (bounded); the batches written."""
+    assert store.checkpointer is not None
+    rounds = 0
+    while rounds < at_least or store.checkpointer.runs["RESTART"] < restarts:
+        await write_batch(store, f"{prefix}{rounds}")
+        rounds += 1
+        assert rounds < 3000, store.checkpointer.runs
+    return rounds
 
 
 async def checkpointed(store: SqliteStore, mode: str, before: int) -> None:
@@ -143,12 +158,7 @@ async def test_a_busy_writer_cannot_outgrow_the_restart_bound(tmp_path: Path) ->
     try:
         # No pause between batches: the writer is (nearly) always in a transaction, so the WAL
         # only starts over when the checkpointer forces it.
-        assert store.checkpointer is not None
-        rounds = 0
-        while rounds < 300 or store.checkpointer.runs["RESTART"] == 0:
-            await write_batch(store, f"s{rounds}")
-            rounds += 1
-            assert rounds < 3000, store.checkpointer.runs
+        rounds = await write_until_restarted(store, "s", restarts=1, at_least=300)
         written = rounds * 32 * len(VALUE)  # 19 MB or more
         # The file's size is the WAL's high-water mark: the pages written between two
         # checkpoints at most, which is far from everything written.
@@ -370,5 +380,59 @@ async def test_a_wal_at_the_restart_bound_is_not_cut_back_when_it_starts_over(
     try:
         at_bound = 32 + RESTART_FRAMES * (PAGE + 24)
         assert int(store.pragmas["journal_size_limit"]) == WAL_SIZE_LIMIT > at_bound * 3 // 2
+    finally:
+        await store.close()
+
+
+# --- the flush of the database file before a restart -----------------------------------
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or shutil.which("sync") is None, reason="needs Linux's sync -d"
+)
+def test_flush_file_syncs_a_file_and_says_when_it_could_not(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    path.write_bytes(b"x" * PAGE)
+    assert sqlite_checkpoint.flush_file(str(path))
+    assert not sqlite_checkpoint.flush_file(str(tmp_path / "absent"))  # sync fails: False
+
+
+def test_flush_file_without_the_command_does_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "data"
+    path.write_bytes(b"x" * PAGE)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert not sqlite_checkpoint.flush_file(str(path))
+
+
+async def test_a_due_restart_is_preceded_by_a_flush_of_the_database_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The flush runs on the checkpointer's thread before it flags the restart, so the writer's
+    # restart (whose own fsync durability rests on) finds little left to write.
+    flushed: list[tuple[str, bool]] = []
+    real_flush = sqlite_checkpoint.flush_file
+
+    def recording_flush(file: str, timeout_s: float = sqlite_checkpoint.FLUSH_TIMEOUT_S) -> bool:
+        assert store.checkpointer is not None
+        flushed.append((file, store.checkpointer.restart_due))
+        return real_flush(file, timeout_s)
+
+    monkeypatch.setattr(sqlite_checkpoint, "flush_file", recording_flush)
+    path = tmp_path / "gw.db"
+    store = SqliteStore(
+        f"sqlite:///{path}", synchronous="OFF", checkpoint_interval_s=0.01, wal_restart_frames=64
+    )
+    await store.start()
+    try:
+        rounds = await write_until_restarted(store, "f", restarts=2)
+        assert store.checkpointer is not None
+        assert len(flushed) >= store.checkpointer.runs["RESTART"]
+        assert all(file == str(path) and not due for file, due in flushed)  # before the flag
+        if sys.platform == "linux" and shutil.which("sync") is not None:
+            assert store.checkpointer.flushes == len(flushed)
+            assert store.commit_stats()["flush_before_restart_us"] > 0
+        assert count_rows(path, "f") == rounds * 32
     finally:
         await store.close()

@@ -71,6 +71,16 @@ def test_a_file_just_written_is_counted_in_the_page_cache(tmp_path: Path) -> Non
     assert 0.5 <= share <= 1.0
 
 
+@pytest.mark.skipif(shutil.which("fincore") is None, reason="util-linux fincore not installed")
+def test_a_directory_counts_all_its_files(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).write_bytes(b"x" * (1 << 19))
+    share = bench.cached_share(tmp_path)
+    assert share is not None
+    assert 0.5 <= share <= 1.0
+    assert bench.cached_share(tmp_path / "empty-dir-that-is-absent") is None
+
+
 def test_the_share_is_unknown_without_fincore_or_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,6 +119,6 @@ def test_the_summary_names_the_reclaim_and_the_cached_share() -> None:
     text = bench.summary_markdown(results)
     assert "Proactive reclaim: DAMON pageout of memory idle >= 30 s." in text
     assert (
-        "the database file in the page cache: after warm up 100%, load start 42%, load end ?"
+        "the database's files in the page cache: after warm up 100%, load start 42%, load end ?"
         in text
     )

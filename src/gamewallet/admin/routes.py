@@ -162,6 +162,15 @@ def _commit_families(services: Services) -> list[Metric]:
                 {(): values["write_turn_wait_us"] / 1_000_000},
             )
         )
+    if "flush_before_restart_us" in values:
+        families.append(
+            counter_family(
+                "gamewallet_sqlite_wal_flush_seconds",
+                "Time this process's WAL checkpointer spent writing the database file out to disk"
+                " before a restart, outside the write turn.",
+                {(): values["flush_before_restart_us"] / 1_000_000},
+            )
+        )
     modes = {(key[4:].upper(),): float(n) for key, n in values.items() if key.startswith("wal_")}
     if modes:
         families.append(

@@ -216,14 +216,15 @@ class SqliteStore:
 
     def commit_stats(self) -> dict[str, int]:
         """Group commit since start (for /metrics): the writer's transactions, the calls they
-        carried, the time it waited for its write turn, and the WAL checkpoints of this
-        process by mode."""
+        carried, the time it waited for its write turn, the WAL checkpoints of this process by
+        mode and the time its checkpointer spent flushing the file before restarts."""
         stats = {"batches": self.batches, "batched_calls": self.batched_calls}
         if self.turn is not None:
             stats["write_turn_wait_us"] = int(self.turn.wait_s * 1_000_000)
         checkpointer = self.checkpointer
         if checkpointer is not None:
             stats.update({f"wal_{mode.lower()}": n for mode, n in checkpointer.runs.items()})
+            stats["flush_before_restart_us"] = int(checkpointer.flush_s * 1_000_000)
         return stats
 
     async def run(self, use_case: UseCase[T]) -> T:

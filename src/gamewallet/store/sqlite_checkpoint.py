@@ -19,7 +19,11 @@ How it keeps the WAL bounded:
   and the writer thread, between two batches, runs :meth:`WalCheckpointer.restart` on its own
   connection: ``wal_checkpoint(RESTART)`` copies the few pages PASSIVE left and starts the WAL
   over. The writer pauses briefly once per ``restart_frames`` pages instead of the file growing
-  without bound. While a restart is due the checkpointer starts no PASSIVE checkpoint of its
+  without bound. Before it flags the restart, the checkpointer flushes the database file to
+  disk itself (:func:`flush_file`): the restart ends with SQLite's fsync of that file, which
+  otherwise writes out every page the checkpoints copied since the last one (on a 4.7 GB
+  database 19-166 ms with every writer waiting; 0-34 ms after the flush, measured). While a
+  restart is due the checkpointer starts no PASSIVE checkpoint of its
   own, for at most ``restart_wait_rounds`` rounds: the restart needs the checkpoint lock, and one
   that found a PASSIVE checkpoint under way would hold the writer, and every queued call, until
   that checkpoint ended (15 to 66 ms on a 4.7 GB database, measured). A writer that gets no
@@ -41,7 +45,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -61,6 +68,8 @@ IDLE_S = 2.0
 BUSY_TIMEOUT_MS = 100
 #: Rounds the checkpointer holds back its PASSIVE checkpoint while the writer's restart is due.
 RESTART_WAIT_ROUNDS = 5
+#: How long the flush before a restart may take before the restart goes ahead without it.
+FLUSH_TIMEOUT_S = 10.0
 
 
 class WalCheckpointer:
@@ -89,6 +98,9 @@ class WalCheckpointer:
         #: Set here when the WAL has grown past ``restart_frames``; the writer thread then calls
         #: :meth:`restart` between two batches (a plain attribute: read once per batch).
         self.restart_due = False
+        #: Flushes of the database file before a restart, and the seconds they took (diagnostics).
+        self.flushes = 0
+        self.flush_s = 0.0
         #: Rounds in a row this thread held back its PASSIVE checkpoint for a due restart.
         self._held_back = 0
         #: Rounds held back in all (diagnostics).
@@ -128,6 +140,7 @@ class WalCheckpointer:
                         continue  # these commits stay unseen: checkpointed in a later round
                     seen = version
                     if self._checkpoint(conn, "PASSIVE") > self.restart_frames:
+                        self._flush_before_restart()
                         self.restart_due = True
                 elif not truncated and time.monotonic() - last_commit >= self.idle_s:
                     self._checkpoint(conn, "TRUNCATE")
@@ -138,6 +151,15 @@ class WalCheckpointer:
             log.exception("the SQLite WAL checkpointer stopped")
         finally:
             conn.close()
+
+    def _flush_before_restart(self) -> None:
+        """Write the pages the checkpoints copied into the database file out to disk now, on
+        this thread, so that the restart's own fsync, with every writer waiting, has little
+        left to write. Durability never depends on it: the restart still fsyncs."""
+        started = time.monotonic()
+        if flush_file(self.path):
+            self.flushes += 1
+            self.flush_s += time.monotonic() - started
 
     def _hold_back_for_restart(self) -> bool:
         """Whether to skip this round's PASSIVE checkpoint: the writer's restart is due."""
@@ -172,6 +194,31 @@ class WalCheckpointer:
         self.wal_frames = max(int(frames), 0)
         log.debug("WAL checkpoint %s: %s pages, %s copied, busy %s", mode, frames, copied, _busy)
         return self.wal_frames
+
+
+def flush_file(path: str, timeout_s: float = FLUSH_TIMEOUT_S) -> bool:
+    """``fdatasync`` the file at ``path`` from a short-lived process (``sync -d``); whether
+    it did. False, and nothing else, off Linux, without the command, or when it fails.
+
+    Not ``os.open`` + ``os.fsync`` + ``os.close`` here: closing any descriptor of a file
+    releases every POSIX lock the process holds on it, including the locks SQLite's own
+    connections in this process hold on the database file (SQLite keeps its descriptors open
+    for that reason); another process's descriptor shares the page cache and none of the
+    locks.
+    """
+    command = shutil.which("sync") if sys.platform == "linux" else None
+    if command is None:
+        return False
+    try:
+        done = subprocess.run(  # noqa: S603 - a fixed command on the store's own file
+            [command, "-d", path], capture_output=True, timeout=timeout_s, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        log.debug("flushing %s before a WAL restart failed", path, exc_info=True)
+        return False
+    if done.returncode != 0:
+        log.debug("sync -d %s: %s", path, done.stderr.decode(errors="replace").strip())
+    return done.returncode == 0
 
 
 def _data_version(conn: sqlite3.Connection) -> int:
