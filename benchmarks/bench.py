@@ -153,11 +153,13 @@ def cached_share(path: Path) -> float | None:
     cache, 0 to 1 (util-linux ``fincore``; None where it is missing, the files cannot be read
     or it fails)."""
     fincore = shutil.which("fincore")
+    if fincore is None or not path.exists():
+        return None
     try:
         files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
     except OSError:
         return None
-    if fincore is None or not files or not all(f.exists() for f in files):
+    if not files:
         return None
     out = subprocess.run(  # noqa: S603 - a fixed command on the benchmark's own files
         [fincore, "--bytes", "--noheadings", "--raw", "--output", "RES,SIZE", *map(str, files)],
