@@ -23,7 +23,7 @@ from gamewallet.clients.command import simulate as simulate_command
 from gamewallet.core.errors import ErrorCode, WalletError
 from gamewallet.core.money import AmountError, format_minor, parse_amount
 from gamewallet.observability import uvicorn_log_config
-from gamewallet.service import admin
+from gamewallet.service import admin, jdb
 from gamewallet.service.context import Services
 from gamewallet.settings import Settings
 from gamewallet.store import migrate, open_store
@@ -117,6 +117,7 @@ def _player_json(player: PlayerRecord) -> dict[str, Any]:
         "pendingCredit": format_minor(player.cash.balance.pending_credit_minor),
         "freeCredit": format_minor(player.free.balance.posted_minor),
         "blocked": player.blocked,
+        "inGame": player.game_type,
     }
 
 
@@ -385,7 +386,7 @@ def _find_client(s: Services, name: str) -> Awaitable[ClientRecord]:
 
 @main.group()
 def player() -> None:
-    """Add, block and unblock players."""
+    """Add, block and unblock players; end a player's game."""
 
 
 @player.command("add")
@@ -442,6 +443,26 @@ def player_block(ctx: click.Context, client_name: str, player_id: str) -> None:
 def player_unblock(ctx: click.Context, client_name: str, player_id: str) -> None:
     """Unblock a player."""
     _set_blocked(ctx, client_name, player_id, False)
+
+
+@player.command("end-game")
+@click.argument("client_name")
+@click.argument("player_id")
+@click.pass_context
+def player_end_game(ctx: click.Context, client_name: str, player_id: str) -> None:
+    """End a player's game (JDB action 17): its game type's withdrawal cooldown starts now."""
+
+    async def body(s: Services) -> tuple[int, PlayerRecord]:
+        c = await _find_client(s, client_name)
+        now = s.clock.now_ms()
+        return now, await s.store.run(jdb.leave_game(c, player_id, now))
+
+    now, record = _run(ctx, body)
+    if record.game_left_at_ms == now:
+        text = f"player {player_id} left game {record.game_left_type}"
+    else:
+        text = f"player {player_id} is not in a game"
+    _emit(ctx, _player_json(record), text)
 
 
 @main.command()

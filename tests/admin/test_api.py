@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from gamewallet.core.errors import ErrorCode, WalletError
 from gamewallet.core.ledger import OwnerKind
 from gamewallet.core.money import UNIT
-from gamewallet.service import backoffice
+from gamewallet.service import admin, backoffice, jdb
 from gamewallet.store import ops
 from gamewallet.store.port import do
 
@@ -26,6 +27,7 @@ CHANGES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/clients/{client}/rotate-secret", None),
     ("POST", "/players/{p1}/block", {"reason": "x"}),
     ("POST", "/players/{p1}/unblock", {}),
+    ("POST", "/players/{p1}/end-game", {"reason": "x"}),
     ("POST", "/players/{p1}/adjustments", {"amount": "1", "reason": "goodwill"}),
     ("POST", "/outbox/1/retry", None),
 ]
@@ -232,6 +234,57 @@ async def test_block_and_unblock_are_recorded_and_take_effect(desk: Desk) -> Non
     events = (await desk.api("GET", "/events?actor=token:ops-script")).json()["items"]
     assert [e["action"] for e in events[:2]] == ["player.unblock", "player.block"]
     assert events[1]["detail"]["reason"] == "chargeback"
+    too_long = await desk.api("POST", f"/players/{p1}/block", json={"reason": "x" * 501})
+    assert too_long.status_code == 400
+    assert (await desk.player("p1")).blocked is False
+
+
+async def test_end_game_frees_a_jdb_player_after_its_cooldown_and_is_recorded(desk: Desk) -> None:
+    """A JDB player whose game nobody ended (no action 17): staff end it, the game type's
+    cooldown runs from then, and the staff trail keeps who, which game and why."""
+    run, clock = desk.services.store.run, desk.clock
+    new = admin.NewClient("jdb", "dc-end", currency=XAG, config={"parent": "ag"})
+    dc = await run(admin.create_client(new, clock.now_ms(), desk.services.key))
+    await run(jdb.create_player(dc, "u1", "U One", 50 * UNIT, clock.now_ms()))
+    card = jdb.encode_game("18", "0")  # a card game: 30 s of cooldown
+    _, player = await run(jdb.launch(dc, "u1", card, clock.now_ms()))
+    assert player.game_type == card
+
+    def take(serial: str) -> Any:
+        req = jdb.TransferRequest("u1", serial, -10 * UNIT, False, "")
+        return run(jdb.transfer(dc, req, clock.now_ms()))
+
+    with pytest.raises(WalletError) as in_game:
+        await take("w1")
+    assert in_game.value.code is ErrorCode.PLAYER_IN_GAME
+    clock.advance(5)
+    ended = await desk.api(
+        "POST", f"/players/{player.id}/end-game", json={"reason": " tab closed, no kick "}
+    )
+    assert ended.status_code == 200, ended.text
+    assert ended.json()["inGame"] is None
+    with pytest.raises(WalletError) as cooling:
+        await take("w2")  # the card game's cooldown started at the end
+    assert cooling.value.detail == "withdrawal cooldown after a game"
+    clock.advance(30)
+    done = await take("w3")
+    assert done.user_balance_minor == 40 * UNIT
+    events = (await desk.api("GET", "/events?action=player.end_game")).json()["items"]
+    assert len(events) == 1
+    assert events[0]["actor"] == "token:ops-script"
+    assert events[0]["target"] == f"player:{player.id}"
+    assert events[0]["detail"]["game"] == card
+    assert events[0]["detail"]["reason"] == "tab closed, no kick"
+    # Not in a game any more: answered with the player, nothing changes, nothing recorded.
+    again = await desk.api("POST", f"/players/{player.id}/end-game")
+    assert again.status_code == 200
+    assert again.json()["inGame"] is None
+    after = await run(jdb.player_info(dc, "u1"))
+    assert after.game_left_at_ms == clock.now_ms() - 30_000
+    assert len((await desk.api("GET", "/events?action=player.end_game")).json()["items"]) == 1
+    assert (await desk.api("POST", "/players/424242/end-game")).status_code == 404
+    too_long = await desk.api("POST", f"/players/{player.id}/end-game", json={"reason": "x" * 501})
+    assert too_long.status_code == 400
 
 
 # --- adjustments -----------------------------------------------------------------------------

@@ -12,8 +12,10 @@ import time
 import uuid
 from typing import Any
 
+from gamewallet.service import jdb
 from gamewallet.store import ops
 from gamewallet.store.port import UseCase, do
+from gamewallet.store.records import PlayerRecord
 
 from .conftest import Live, shoot, sign_in
 
@@ -129,6 +131,31 @@ def test_retry_a_dead_letter(page: Any, live: Live) -> None:
     page.goto("/admin/outbox?state=pending")
     retried = page.locator("tr", has=page.get_by_role("rowheader", name=str(message), exact=True))
     assert "pending" in retried.inner_text()
+
+
+def _launch_jdb_game(uid: str, game: str) -> UseCase[PlayerRecord]:
+    """Action 11 for a demo JDB player, as the operator would send it."""
+    clients = yield from do(ops.ListClients())
+    (dc,) = [c for c in clients if c.protocol == "jdb"]
+    _, player = yield from jdb.launch(dc, uid, game, int(time.time() * 1000))
+    return player
+
+
+def test_end_a_game_nobody_ended(page: Any, live: Live) -> None:
+    player = live.store_run(_launch_jdb_game("testpl01", jdb.encode_game("7", "1")))
+    sign_in(page)
+    page.goto(f"/admin/players/{player.id}")
+    assert "in game (7:1)" in page.get_by_role("heading", level=1).inner_text()
+    page.get_by_label("Reason for ending").fill("browser closed, no kick-out came")
+    page.get_by_role("button", name="End game of testpl01").click()
+    assert page.get_by_role("status").inner_text() == (
+        "Game ended: withdrawals open after the game type's cooldown."
+    )
+    assert "in game" not in page.get_by_role("heading", level=1).inner_text()
+    assert page.get_by_role("button", name="End game of testpl01").count() == 0
+    page.goto("/admin/audit")
+    trail = page.locator("tr", has=page.get_by_text("player.end_game")).first.inner_text()
+    assert "browser closed, no kick-out came" in trail
 
 
 def test_filter_and_export_operations(page: Any, live: Live) -> None:

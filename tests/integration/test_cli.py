@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from gamewallet.cli import main
-from gamewallet.store import migrate
+from gamewallet.service import jdb
+from gamewallet.store import migrate, open_store, ops
+from gamewallet.store.port import do
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -107,6 +111,40 @@ def test_cli_end_to_end(db_url: str) -> None:
     listed = gwj(db_url, "client", "list")["clients"]
     assert isinstance(listed, list)
     assert "s1" not in json.dumps(listed)
+
+
+def _launch(url: str, uid: str, game: str) -> None:
+    """JDB action 11 for ``uid`` of the only JDB client, straight on the database."""
+
+    async def run() -> None:
+        store = open_store(url)
+        await store.start()
+        try:
+            clients = await store.run(do(ops.ListClients()))
+            (dc,) = [c for c in clients if c.protocol == "jdb"]
+            await store.run(jdb.launch(dc, uid, game, int(time.time() * 1000)))
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_cli_ends_a_jdb_game(db_url: str) -> None:
+    assert gw(db_url, "db", "upgrade").exit_code == 0
+    key = ("--key", "0123456789abcdef", "--iv", "fedcba9876543210")
+    gwj(db_url, "client", "add", "jdb", "jb", "--parent", "ag", *key, "--currency", "RMB")
+    gwj(db_url, "player", "add", "jb", "carol", "--currency", "RMB", "--balance", "10")
+    idle = gw(db_url, "player", "end-game", "jb", "carol")
+    assert idle.exit_code == 0
+    assert "player carol is not in a game" in idle.output
+    _launch(db_url, "carol", "18:0")
+    assert gwj(db_url, "balance", "jb", "carol")["inGame"] == "18:0"
+    ended = gw(db_url, "player", "end-game", "jb", "carol")
+    assert ended.exit_code == 0
+    assert "player carol left game 18:0" in ended.output
+    assert gwj(db_url, "balance", "jb", "carol")["inGame"] is None
+    assert gw(db_url, "player", "end-game", "jb", "nobody").exit_code == 1
+    assert gw(db_url, "player", "end-game", "no-such-client", "carol").exit_code == 1
 
 
 def test_cli_refuses_bad_input(tmp_path: Path) -> None:

@@ -175,6 +175,23 @@ def build_api(office: Backoffice) -> Router:
         return await _block(request, player_id, False, data)
 
     @post(
+        "/players/{player_id:int}/end-game",
+        summary="End the player's game (JDB; starts the game type's withdrawal cooldown)",
+        opt=OPERATOR_ONLY,
+        status_code=200,
+    )
+    async def end_game(
+        request: Request[Any, Any, Any],
+        player_id: FromPath[int],
+        data: JSONBody[schemas.EndGameIn | None] = None,
+    ) -> schemas.PlayerOut:
+        reason = data.reason.strip() if data is not None else ""
+        player = await store.run(
+            backoffice.end_game(player_id, now_ms(), current(request), reason=reason)
+        )
+        return schemas.player_out(player)
+
+    @post(
         "/players/{player_id:int}/adjustments",
         summary="Post a manual adjustment against the house (reason required)",
         opt=OPERATOR_ONLY,
@@ -339,6 +356,7 @@ def build_api(office: Backoffice) -> Router:
             player,
             block,
             unblock,
+            end_game,
             adjust,
             balances,
             operations,

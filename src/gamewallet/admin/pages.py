@@ -83,6 +83,7 @@ NOTICES = {
     "adjusted": "Adjustment posted.",
     "blocked": "Player blocked: withdrawals are refused until unblocked.",
     "unblocked": "Player unblocked.",
+    "game-ended": "Game ended: withdrawals open after the game type's cooldown.",
     "retried": "Message queued for delivery now.",
     "signed-out": "You are signed out.",
 }
@@ -425,6 +426,13 @@ def build_pages(office: Backoffice) -> Router:
     async def unblock(request: Request[Any, Any, Any], player_id: FromPath[int]) -> Response[Any]:
         return await _set_blocked(request, player_id, False)
 
+    @post("/players/{player_id:int}/end-game", opt=OPERATOR_ONLY, status_code=303)
+    async def end_game(request: Request[Any, Any, Any], player_id: FromPath[int]) -> Response[Any]:
+        form = await request.form()
+        reason = str(form.get("reason", "")).strip()[:500]
+        await store.run(backoffice.end_game(player_id, now_ms(), current(request), reason=reason))
+        return Redirect(f"/admin/players/{player_id}?notice=game-ended", status_code=303)
+
     @post("/players/{player_id:int}/adjust", opt=OPERATOR_ONLY, status_code=303)
     async def adjust(request: Request[Any, Any, Any], player_id: FromPath[int]) -> Response[Any]:
         form = await request.form()
@@ -718,6 +726,7 @@ def build_pages(office: Backoffice) -> Router:
             player,
             block,
             unblock,
+            end_game,
             adjust,
             operations,
             export,

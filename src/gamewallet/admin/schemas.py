@@ -10,7 +10,7 @@ A newly generated secret is returned once, in the response that created it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -143,7 +143,15 @@ class PlayerDetailOut(msgspec.Struct):
 
 
 class BlockIn(msgspec.Struct, forbid_unknown_fields=True):
-    reason: str = ""
+    """Why staff blocked or unblocked a player (kept in the staff-action trail)."""
+
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+class EndGameIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Why staff ended a player's game (kept in the staff-action trail)."""
+
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
 
 class AdjustIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -23,7 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from gamewallet.core.errors import ErrorCode, WalletError
 from gamewallet.core.ledger import Bucket
 from gamewallet.core.states import OpState
-from gamewallet.service import admin
+from gamewallet.service import admin, jdb
 from gamewallet.service.common import hash_secret
 from gamewallet.store import admin_ops as a
 from gamewallet.store import ops
@@ -384,6 +384,34 @@ def set_blocked(
     )
     updated = yield from do(ops.GetPlayer(player_id=player.id))
     assert updated is not None
+    return updated
+
+
+def end_game(
+    player_id: int, now_ms: int, principal: Principal, *, reason: str = ""
+) -> UseCase[PlayerRecord]:
+    """End a player's game (JDB: what action 17 does, for a game whose end nobody reported)
+    and record who did it. The withdrawal cooldown of that game type starts now; a player
+    not in a game is returned unchanged and nothing is recorded."""
+    require_operator(principal)
+    player = yield from do(ops.GetPlayer(player_id=player_id, lock=True))
+    if player is None:
+        raise WalletError(ErrorCode.PLAYER_NOT_FOUND)
+    game = player.game_type
+    if game is None:
+        return player
+    updated = yield from jdb.end_game(player, now_ms)
+    yield from _event(
+        principal.actor,
+        "player.end_game",
+        f"player:{player.id}",
+        now_ms,
+        client_id=player.client_id,
+        external_id=player.external_id,
+        game=game,
+        since=player.game_since_ms,
+        reason=reason,
+    )
     return updated
 
 

@@ -176,6 +176,13 @@ def leave_game(client: ClientRecord, uid: str, now_ms: int) -> UseCase[PlayerRec
     """Action 17 (and whatever else ends a game): the player leaves its game, which starts
     the withdrawal cooldown of that game type. A player not in a game is left as it is."""
     player = yield from _player(client, uid, lock=True)
+    return (yield from end_game(player, now_ms))
+
+
+def end_game(player: PlayerRecord, now_ms: int) -> UseCase[PlayerRecord]:
+    """End the game of ``player`` (read with its row locked) now: the withdrawal cooldown of
+    its game type starts. Action 17 and the back office's "end game" both come here; a
+    player not in a game is returned as it is."""
     if player.game_type is None:
         return player
     yield from do(
