@@ -9,11 +9,15 @@ hashed (client secrets) or kept for use and only ever printed masked (JDB AES ke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
+import os
 import re
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -171,6 +175,32 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
     settings: Settings = ctx.obj["settings"]
     if settings.database_url.startswith("sqlite:///"):
         migrate.upgrade(settings.database_url)
+    with _shared_rate_limits(workers, settings):
+        _run_uvicorn(uvicorn, settings, host, port, workers)
+
+
+@contextlib.contextmanager
+def _shared_rate_limits(workers: int, settings: Settings) -> Iterator[None]:
+    """With several workers and no GAMEWALLET_RATE_LIMIT_FILE, a file of their own for the
+    duration of the server, so that a client's rate counts across all of them (the workers
+    read the variable from the environment they inherit)."""
+    if workers == 1 or settings.rate_limit_file:
+        yield
+        return
+    # mkstemp creates the file with O_EXCL and mode 0600: no other user can take its place.
+    shm = Path("/dev/shm")  # noqa: S108 - memory-backed, nothing of it needs to be on disk
+    where = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    fd, path = tempfile.mkstemp(prefix="gamewallet-rate-", dir=where)
+    os.close(fd)
+    os.environ["GAMEWALLET_RATE_LIMIT_FILE"] = path
+    try:
+        yield
+    finally:
+        os.environ.pop("GAMEWALLET_RATE_LIMIT_FILE", None)
+        Path(path).unlink(missing_ok=True)
+
+
+def _run_uvicorn(uvicorn: Any, settings: Settings, host: str, port: int, workers: int) -> None:
     uvicorn.run(
         "gamewallet.app:app_factory",
         factory=True,

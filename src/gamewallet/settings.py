@@ -66,6 +66,9 @@ class Settings:
     jdb_ts_window_s: int = 30
     #: Calls per second allowed per client (0 = unlimited).
     rate_limit_per_client: int = 0
+    #: A file whose token buckets every server process naming it shares (service/ratelimit.py);
+    #: None: each process counts alone. ``serve --workers N`` makes one when none is named.
+    rate_limit_file: str | None = None
     #: How often cached client credentials are reloaded from the database.
     client_cache_ttl_s: float = 5.0
     #: Secret used to hash client secrets; by default one is generated per installation.
@@ -162,6 +165,7 @@ class Settings:
             rate_limit_per_client=_int(
                 e, "GAMEWALLET_RATE_LIMIT_PER_CLIENT", d.rate_limit_per_client
             ),
+            rate_limit_file=e.get("GAMEWALLET_RATE_LIMIT_FILE") or None,
             secret_key=e.get("GAMEWALLET_SECRET_KEY") or None,
             worker_in_process=e.get("GAMEWALLET_WORKER_IN_PROCESS", "1") not in ("0", "false"),
             worker_batch_size=_int(e, "GAMEWALLET_WORKER_BATCH_SIZE", d.worker_batch_size),

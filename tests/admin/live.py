@@ -31,28 +31,25 @@ def free_port() -> int:
 
 @contextmanager
 def server(
-    database_url: str, log: Path, *, env: Mapping[str, str] | None = None, workers: int = 1
+    database_url: str,
+    log: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    workers: int = 1,
+    cli: bool = False,
 ) -> Iterator[str]:
     """Run the app factory with uvicorn (its own lines in JSON too, as ``gamewallet serve``
-    configures it); yields its base URL once /healthz answers."""
+    configures it), or with ``cli`` the ``gamewallet serve`` command itself; yields its base
+    URL once /healthz answers."""
     port = free_port()
     log_config = log.with_suffix(".logging.json")
     log_config.write_text(json.dumps(uvicorn_log_config()))
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "gamewallet.app:app_factory",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-config",
-        str(log_config),
-    ]
+    where = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    if cli:
+        command = [str(Path(sys.executable).with_name("gamewallet")), "serve", *where]
+    else:
+        app = ["-m", "uvicorn", "gamewallet.app:app_factory", "--factory"]
+        command = [sys.executable, *app, *where, "--log-config", str(log_config)]
     environment = {
         **os.environ,
         "GAMEWALLET_DATABASE_URL": database_url,

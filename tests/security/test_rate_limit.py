@@ -8,13 +8,24 @@ config says ``rate_limit_per_s``; 0 means unlimited. Time is the fake clock.
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.security import calls
 from tests.security.world import World
 
+from gamewallet.app import create_app
 from gamewallet.service.common import FakeClock
-from gamewallet.service.ratelimit import RateLimiter, client_rate
+from gamewallet.service.context import Services
+from gamewallet.service.ratelimit import RateLimiter, SharedBuckets, client_rate
 from gamewallet.store.records import ClientRecord
 
 RATE = 5
@@ -131,3 +142,143 @@ async def test_by_default_there_is_no_limit(
     s = world.seamless[0]
     codes = {(await calls.seamless(http, s, "getBalance")).status_code for _ in range(50)}
     assert codes == {200}
+
+
+# --- buckets shared by processes (GAMEWALLET_RATE_LIMIT_FILE) ----------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 3), st.integers(-500, 1500), st.integers(0, 12)),
+        min_size=1,
+        max_size=25,
+    ),
+    st.integers(1, 9),
+)
+def test_a_shared_bucket_counts_like_a_bucket_of_the_process(
+    tmp_path_factory: pytest.TempPathFactory,
+    steps: list[tuple[int, int, int]],
+    rate: int,
+) -> None:
+    """The same calls, clock moves (back too) and clients: the same answers, call by call."""
+    path = tmp_path_factory.mktemp("rate") / "buckets"
+    clock = FakeClock()
+    shared = SharedBuckets(path)
+    try:
+        alone = RateLimiter(clock, default_per_s=rate)
+        together = RateLimiter(clock, default_per_s=rate, shared=shared)
+        for client_id, advance_ms, n in steps:
+            clock.now += advance_ms
+            client = _client(client_id)
+            for _ in range(n):
+                assert together.allow(client) == alone.allow(client)
+    finally:
+        shared.close()
+
+
+def test_a_shared_bucket_is_one_bucket_for_every_limiter_naming_the_file(tmp_path: Path) -> None:
+    clock = FakeClock()
+    first, second = SharedBuckets(tmp_path / "b"), SharedBuckets(tmp_path / "b")
+    try:
+        a = RateLimiter(clock, default_per_s=RATE, shared=first)
+        b = RateLimiter(clock, default_per_s=RATE, shared=second)
+        answers = [(a if i % 2 else b).allow(_client()) for i in range(2 * RATE)]
+        assert answers == [True] * RATE + [False] * RATE
+        assert b.allow(_client(2))  # another client's bucket is its own
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_file_that_is_not_a_bucket_table_is_refused(tmp_path: Path) -> None:
+    stranger = tmp_path / "notes.txt"
+    stranger.write_text("hello")
+    with pytest.raises(ValueError, match="not a gamewallet rate-limit file"):
+        SharedBuckets(stranger)
+    assert stranger.read_text() == "hello"
+
+
+def test_clients_beyond_the_table_get_a_bucket_of_the_process(tmp_path: Path) -> None:
+    class Tiny(SharedBuckets):
+        SLOTS = 2
+
+    clock = FakeClock()
+    tiny = Tiny(tmp_path / "tiny")
+    try:
+        limiter = RateLimiter(clock, default_per_s=1, shared=tiny)
+        for client_id in (1, 2, 3):  # the third finds no slot: limited all the same
+            assert limiter.allow(_client(client_id))
+            assert not limiter.allow(_client(client_id))
+        assert tiny.take(3, 1, clock.now_ms()) is None
+    finally:
+        tiny.close()
+
+
+_CONTENDER = """
+import sys, time
+from pathlib import Path
+from gamewallet.service.ratelimit import SharedBuckets
+path, go, rate, tries = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+buckets = SharedBuckets(path)
+deadline = time.monotonic() + 30
+while not go.exists() and time.monotonic() < deadline:
+    time.sleep(0.001)
+print(sum(bool(buckets.take(7, rate, 1_000)) for _ in range(tries)))
+"""
+
+
+def test_processes_taking_at_once_never_take_more_than_the_bucket_holds(tmp_path: Path) -> None:
+    """Three processes take from one bucket at the same frozen instant, 4,000 times each:
+    exactly the bucket's 5,000 tokens go, none twice (the file lock serialises them)."""
+    rate, tries = 5_000, 4_000
+    go = tmp_path / "go"
+    contenders = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CONTENDER, str(tmp_path / "b"), str(go), str(rate), str(tries)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    time.sleep(1.0)  # all three started and waiting
+    go.touch()
+    taken = []
+    for process in contenders:
+        out, _ = process.communicate(timeout=60)
+        assert process.returncode == 0
+        taken.append(int(out))
+    assert sum(taken) == rate
+    assert all(t > 0 for t in taken), taken  # they did run at once
+
+
+async def test_two_apps_sharing_the_file_refuse_together(
+    services: Services, world: World, tmp_path: Path
+) -> None:
+    """Two apps (as two server processes would be) on one file: a client's calls count in
+    one bucket whichever app serves them, through the protocol's own refusal."""
+    settings_ = dataclasses.replace(
+        services.settings, rate_limit_per_client=RATE, rate_limit_file=str(tmp_path / "b")
+    )
+    apps: list[Services] = []
+    clients: list[httpx.AsyncClient] = []
+    try:
+        for _ in range(2):
+            twin = Services(settings_, services.store, services.clock)
+            await twin.start(start_store=False)
+            apps.append(twin)
+            app: Any = create_app(twin, manage_store=False)
+            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+            clients.append(httpx.AsyncClient(transport=transport, base_url="http://testserver"))
+        s = world.seamless[0]
+        codes = [
+            (await calls.seamless(clients[i % 2], s, "getBalance")).status_code
+            for i in range(2 * RATE)
+        ]
+        assert codes == [200] * RATE + [429] * RATE
+    finally:
+        for client in clients:
+            await client.aclose()
+        for twin in apps:
+            if twin.rate_buckets is not None:
+                twin.rate_buckets.close()

@@ -226,6 +226,7 @@ API = HrgApi(
         store=_Capture(),
         clock=SimpleNamespace(now_ms=lambda: 1_700_000_000_000),
         settings=SimpleNamespace(rate_limit_per_client=0),
+        rate_buckets=None,
     )
 )
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from gamewallet.service.admin import installation_key
 from gamewallet.service.common import Clock, SystemClock
+from gamewallet.service.ratelimit import SharedBuckets
 from gamewallet.settings import Settings
 from gamewallet.store import ops
 from gamewallet.store.port import Store, do
@@ -139,6 +140,10 @@ class Services:
         self.clock: Clock = clock or SystemClock()
         self.key = b""
         self.clients = ClientDirectory(store, self.clock, settings.client_cache_ttl_s)
+        #: The token buckets this process shares with the others (GAMEWALLET_RATE_LIMIT_FILE).
+        self.rate_buckets = (
+            SharedBuckets(settings.rate_limit_file) if settings.rate_limit_file else None
+        )
         self._started = False
 
     async def start(self, *, start_store: bool = True) -> None:
@@ -156,3 +161,6 @@ class Services:
         """Close the store (after the client directory's background reload, if any)."""
         await self.clients.close()
         await self.store.close()
+        if self.rate_buckets is not None:
+            self.rate_buckets.close()
+            self.rate_buckets = None

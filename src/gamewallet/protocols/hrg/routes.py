@@ -194,7 +194,11 @@ class HrgApi:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.limiter = RateLimiter(services.clock, lambda: services.settings.rate_limit_per_client)
+        self.limiter = RateLimiter(
+            services.clock,
+            lambda: services.settings.rate_limit_per_client,
+            shared=services.rate_buckets,
+        )
 
     def now_ms(self) -> int:
         """The service clock's time."""

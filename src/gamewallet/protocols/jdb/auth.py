@@ -85,7 +85,11 @@ class DomainAuth:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._cache: dict[int, tuple[ClientRecord, Domain]] = {}
-        self._limiter = RateLimiter(services.clock, lambda: services.settings.rate_limit_per_client)
+        self._limiter = RateLimiter(
+            services.clock,
+            lambda: services.settings.rate_limit_per_client,
+            shared=services.rate_buckets,
+        )
 
     @property
     def limiter(self) -> RateLimiter:

@@ -263,7 +263,11 @@ class SeamlessApi:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.limiter = RateLimiter(services.clock, lambda: services.settings.rate_limit_per_client)
+        self.limiter = RateLimiter(
+            services.clock,
+            lambda: services.settings.rate_limit_per_client,
+            shared=services.rate_buckets,
+        )
 
     async def client(
         self, authorization: str | None, peer: str | None, forwarded_for: str | None
