@@ -56,6 +56,7 @@ SCENARIO_NAMES = {
     4: "jdb",
     5: "replays",
     6: "hot_player",
+    9: "jdb_hot_player",
 }
 TITLES = {
     1: "seamless withdraw+confirm pairs, 10k players",
@@ -66,6 +67,7 @@ TITLES = {
     6: "one hot player",
     7: "scenario 1 with 1M players, 10M past operations",
     8: "scenario 1, N server processes",
+    9: "one hot JDB player (action 19)",
 }
 
 
@@ -953,7 +955,7 @@ def targets_markdown(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="gamewallet benchmark harness (loopback only)")
     parser.add_argument("--databases", default="sqlite,postgresql")
-    parser.add_argument("--scenarios", default="1,2,3,4,5,6,8")
+    parser.add_argument("--scenarios", default="1,2,3,4,5,6,9,8")
     parser.add_argument("--players", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")

@@ -202,8 +202,9 @@ def hrg_transfers(spec: dict[str, Any], port: int, seed: int) -> Plan:
     return Plan(lane)
 
 
-def jdb_transfers(spec: dict[str, Any], port: int, seed: int) -> Plan:
-    """Scenario 4: JDB action 19 (AES payload), a deposit then a withdraw of the same amount."""
+def jdb_transfers(spec: dict[str, Any], port: int, seed: int, *, hot: bool = False) -> Plan:
+    """Scenario 4 (and 9 with ``hot``: every transfer on player ``j1``): JDB action 19 (AES
+    payload), a deposit then a withdraw of the same amount."""
     import random
 
     from gamewallet.protocols.jdb.crypto import encrypt_payload
@@ -216,7 +217,7 @@ def jdb_transfers(spec: dict[str, Any], port: int, seed: int) -> Plan:
         rng = random.Random(seed * 1000 + i)
         k = 0
         while True:
-            uid = f"j{rng.randint(1, players)}"
+            uid = "j1" if hot else f"j{rng.randint(1, players)}"
             for amount in (2.5, -2.5):
                 payload = {
                     "action": 19,
@@ -241,6 +242,7 @@ SCENARIOS: dict[str, Callable[[dict[str, Any], int, int], Plan]] = {
     "jdb": jdb_transfers,
     "replays": seamless_replays,
     "hot_player": lambda spec, port, seed: seamless_pairs(spec, port, seed, hot=True),
+    "jdb_hot_player": lambda spec, port, seed: jdb_transfers(spec, port, seed, hot=True),
 }
 
 
