@@ -26,6 +26,7 @@ import os
 import socket
 import sys
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -377,7 +378,7 @@ async def run_lanes(
     return runner.stats, elapsed
 
 
-def _percentile_ms(ordered: list[int], q: float) -> float:
+def percentile_ms(ordered: list[int], q: float) -> float:
     if not ordered:
         return 0.0
     index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
@@ -424,6 +425,8 @@ async def main_async(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str
         args.port, lanes, max_requests=args.max_requests, duration_s=args.duration
     )
     ordered = sorted(stats.latencies_ns)
+    if args.latencies_out:  # every call's latency (ns, int64), for pooling several slices
+        args.latencies = array("q", ordered)
     return {
         **cpu.stop(len(ordered)),
         "scenario": args.scenario,
@@ -431,10 +434,10 @@ async def main_async(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str
         "requests": len(ordered),
         "seconds": round(elapsed, 3),
         "calls_per_s": round(len(ordered) / elapsed, 1) if elapsed else 0.0,
-        "p50_ms": _percentile_ms(ordered, 0.50),
-        "p95_ms": _percentile_ms(ordered, 0.95),
-        "p99_ms": _percentile_ms(ordered, 0.99),
-        "max_ms": _percentile_ms(ordered, 1.0),
+        "p50_ms": percentile_ms(ordered, 0.50),
+        "p95_ms": percentile_ms(ordered, 0.95),
+        "p99_ms": percentile_ms(ordered, 0.99),
+        "max_ms": percentile_ms(ordered, 1.0),
         "errors": stats.errors,
         "transport_errors": stats.transport_errors,
         "error_samples": stats.error_samples,
@@ -551,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-requests", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--lazy", action="store_true", help="build requests as they are sent")
+    parser.add_argument("--latencies-out", help="write every latency (ns, int64) to this file")
     parser.add_argument("--server-pid", type=int, help="count this process tree's CPU time")
     parser.add_argument(
         "--database-cpu", action="store_true", help="count the CPU time of postgres processes"
@@ -571,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     spec = json.loads(Path(args.spec).read_text())
     report = asyncio.run(main_async(args, spec))
+    if args.latencies_out:
+        Path(args.latencies_out).write_bytes(args.latencies.tobytes())
     sys.stdout.write(json.dumps(report) + "\n")
     return 0
 

@@ -1,5 +1,6 @@
 """The benchmark says when the host reclaims idle page cache (which undoes scenario 7's warm-up)
-and how much of the big file was cached when the load started and ended."""
+and how much of the big file was cached when the load started and ended; scenario 7 in slices
+beside scenario 1 is pooled and judged against the scenario 1 of the same minutes."""
 
 from __future__ import annotations
 
@@ -122,3 +123,62 @@ def test_the_summary_names_the_reclaim_and_the_cached_share() -> None:
         "the database's files in the page cache: after warm up 100%, load start 42%, load end ?"
         in text
     )
+
+
+def _slice(calls_per_s: float, seconds: float, p99: float, server_cpu: float) -> dict[str, Any]:
+    return {
+        "requests": round(calls_per_s * seconds),
+        "seconds": seconds,
+        "calls_per_s": calls_per_s,
+        "p50_ms": p99 / 2,
+        "p99_ms": p99,
+        "errors": 1,
+        "transport_errors": 0,
+        "server_rss_mib": 300.0,
+        "load_avg_1m_after": 1.5,
+        "server_cpu_ms_per_call": server_cpu,
+        "db_cpu_ms_per_call": None,
+        "loadgen_cpu_ms_per_call": 0.03,
+    }
+
+
+def test_slices_pool_into_one_report_over_all_their_calls() -> None:
+    # 1,000 calls at 1-1000 us in the first slice, 3,000 at 1,001-4,000 us in the second.
+    first, second = _slice(100.0, 10.0, 1.0, 0.2), _slice(300.0, 10.0, 4.0, 0.4)
+    ordered = [us * 1000 for us in range(1, 4001)]
+    pooled = bench.pool([first, second], ordered)
+    assert pooled["requests"] == 4000
+    assert pooled["calls_per_s"] == 200.0  # 4,000 calls over 20 s, not the mean of the two
+    assert pooled["p50_ms"] == 2.0
+    assert pooled["p99_ms"] == 3.96
+    assert pooled["max_ms"] == 4.0
+    assert pooled["errors"] == 2
+    assert pooled["server_cpu_ms_per_call"] == 0.35  # weighted by calls: (0.2 + 3 x 0.4) / 4
+    assert "db_cpu_ms_per_call" not in pooled  # not measured in a slice: not made up
+    assert [s["p99_ms"] for s in pooled["slices"]] == [1.0, 4.0]
+
+
+def _targets_line(section: dict[str, Any]) -> str:
+    text = bench.targets_markdown({"databases": {"sqlite": section}})
+    return str(next(line for line in text.splitlines() if line.startswith("| scenario 7")))
+
+
+def test_scenario_7_is_judged_against_scenario_1_of_the_same_minutes() -> None:
+    early = {"calls_per_s": 5000.0, "p99_ms": 20.0}  # the yardstick run before the big one
+    beside = {"calls_per_s": 4000.0, "p99_ms": 30.0}  # scenario 1 in slices beside scenario 7
+    big = {
+        "calls_per_s": 3600.0,
+        "p99_ms": 36.0,
+        "pairs": [
+            {"throughput_vs_scenario_1": 0.85, "p99_vs_scenario_1": 1.3},
+            {"throughput_vs_scenario_1": 0.95, "p99_vs_scenario_1": 1.1},
+        ],
+    }
+    line = _targets_line({"scenarios": {"1": early, "7": big}, "big_yardstick": beside})
+    assert "90% of scenario 1's throughput, p99 1.20x" in line
+    assert "pairs: 85%/1.30x, 95%/1.10x" in line
+    assert line.endswith("| yes |")
+    # Without slices the yardstick is the earlier run of scenario 1: here 72 %, 1.80x.
+    line = _targets_line({"scenarios": {"1": early, "7": big}})
+    assert "72% of scenario 1's throughput, p99 1.80x" in line
+    assert line.endswith("| no |")
