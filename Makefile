@@ -41,7 +41,7 @@ $(STAMP): requirements/dev.lock pyproject.toml
 venv: $(STAMP) ## create/update .venv from requirements/dev.lock
 
 run: $(STAMP) ## run the server on 127.0.0.1:8000 (SQLite default, demo data)
-	$(BIN)/gamewallet demo
+	$(BIN)/gamewallet demo --port $(PORT)
 	exec $(BIN)/gamewallet serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) ## run the tests (PYTEST_ARGS=... to pass options)
