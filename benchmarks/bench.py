@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -798,8 +799,7 @@ def run_big(
     report["title"] = TITLES[7]
     section["scenarios"]["7"] = report
     if base:
-        report["throughput_vs_scenario_1"] = round(report["calls_per_s"] / base["calls_per_s"], 3)
-        report["p99_vs_scenario_1"] = round(report["p99_ms"] / max(base["p99_ms"], 1e-3), 3)
+        report.update(vs_scenario_1(report, base))
     log(f"  {report['calls_per_s']} calls/s p99 {report['p99_ms']} ms")
 
 
@@ -823,8 +823,6 @@ def interleaved(
     run weighs on both scenarios alike. Each slice's latencies go to a file; the pooled report
     has the percentiles of all of a scenario's calls and its calls/s over all its seconds.
     """
-    from array import array
-
     slices: dict[str, list[dict[str, Any]]] = {"1": [], "7": []}
     latencies: dict[str, array[int]] = {"1": array("q"), "7": array("q")}
     with serving(small.url, workers) as yardstick:
@@ -843,14 +841,18 @@ def interleaved(
                     f" p99 {report['p99_ms']} ms")  # fmt: skip
     pooled = {n: pool(slices[n], sorted(latencies[n])) for n in ("1", "7")}
     pooled["7"]["pairs"] = [
-        {
-            "round": i + 1,
-            "throughput_vs_scenario_1": round(s7["calls_per_s"] / s1["calls_per_s"], 3),
-            "p99_vs_scenario_1": round(s7["p99_ms"] / max(s1["p99_ms"], 1e-3), 3),
-        }
+        {"round": i + 1, **vs_scenario_1(s7, s1)}
         for i, (s1, s7) in enumerate(zip(slices["1"], slices["7"], strict=True))
     ]
     return pooled["1"], pooled["7"]
+
+
+def vs_scenario_1(big: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
+    """Scenario 7's calls/s and p99 as ratios to a scenario 1 report."""
+    return {
+        "throughput_vs_scenario_1": round(big["calls_per_s"] / base["calls_per_s"], 3),
+        "p99_vs_scenario_1": round(big["p99_ms"] / max(base["p99_ms"], 1e-3), 3),
+    }
 
 
 def pool(slices: list[dict[str, Any]], ordered: list[int]) -> dict[str, Any]:
@@ -1041,7 +1043,6 @@ def targets_markdown(results: dict[str, Any]) -> str:
                     for q in pairs
                 )
                 got += f" (pooled, {len(pairs)} slices of each in the same minutes; pairs: {each})"
-
             lines.append(
                 f"| scenario 7 >= 80 % of 1, p99 <= 1.25x | {kind} | {got}"
                 f" | {'yes' if ok else 'no'} |"

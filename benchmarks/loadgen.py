@@ -385,8 +385,11 @@ def percentile_ms(ordered: list[int], q: float) -> float:
     return round(ordered[index] / 1e6, 3)
 
 
-async def main_async(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, Any]:
-    """Prime, warm up, then measure one scenario; the report as a dict."""
+async def main_async(
+    args: argparse.Namespace, spec: dict[str, Any]
+) -> tuple[dict[str, Any], list[int]]:
+    """Prime, warm up, then measure one scenario; the report as a dict, and every measured
+    call's latency in ns, in order."""
     # Every run gets its own ids: a repeat of an id would be a replay (or a 109), not new work.
     spec = {**spec, "run_id": f"{spec['run_id']}{time.time_ns() // 1_000_000 % 10**7:07d}"}
     plan = SCENARIOS[args.scenario](spec, args.port, args.seed)
@@ -425,9 +428,7 @@ async def main_async(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str
         args.port, lanes, max_requests=args.max_requests, duration_s=args.duration
     )
     ordered = sorted(stats.latencies_ns)
-    if args.latencies_out:  # every call's latency (ns, int64), for pooling several slices
-        args.latencies = array("q", ordered)
-    return {
+    report = {
         **cpu.stop(len(ordered)),
         "scenario": args.scenario,
         "connections": args.connections,
@@ -442,6 +443,7 @@ async def main_async(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str
         "transport_errors": stats.transport_errors,
         "error_samples": stats.error_samples,
     }
+    return report, ordered
 
 
 def _tree(pid: int) -> list[int]:
@@ -574,9 +576,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:  # pragma: no cover - the dev lock has it
         pass
     spec = json.loads(Path(args.spec).read_text())
-    report = asyncio.run(main_async(args, spec))
-    if args.latencies_out:
-        Path(args.latencies_out).write_bytes(args.latencies.tobytes())
+    report, ordered = asyncio.run(main_async(args, spec))
+    if args.latencies_out:  # every call's latency (ns, int64), for pooling several slices
+        Path(args.latencies_out).write_bytes(array("q", ordered).tobytes())
     sys.stdout.write(json.dumps(report) + "\n")
     return 0
 
